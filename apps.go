@@ -1,0 +1,70 @@
+package deploydb
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/deploydb/deploydb/gen"
+)
+
+// CreateApp creates an app. The name must be a lowercase DNS label
+// (ErrInvalidArgument otherwise) and unique (ErrConflict).
+func (s *Service) CreateApp(ctx context.Context, name string) (App, error) {
+	const op = "create app"
+	if err := checkName(op, "app name", name); err != nil {
+		return App{}, err
+	}
+	app, err := s.q.CreateApp(ctx, name)
+	return app, mapError(opWrite, op, err)
+}
+
+// GetApp returns the app with the given id, or ErrNotFound.
+func (s *Service) GetApp(ctx context.Context, id int64) (App, error) {
+	app, err := s.q.GetApp(ctx, id)
+	return app, mapError(opRead, "get app "+strconv.FormatInt(id, 10), err)
+}
+
+// GetAppByName returns the app with the given name, or ErrNotFound.
+func (s *Service) GetAppByName(ctx context.Context, name string) (App, error) {
+	const op = "get app by name"
+	if err := checkName(op, "app name", name); err != nil {
+		return App{}, err
+	}
+	app, err := s.q.GetAppByName(ctx, name)
+	return app, mapError(opRead, op, err)
+}
+
+// ListAppsPaged returns one page of apps, newest first.
+func (s *Service) ListAppsPaged(ctx context.Context, page PageRequest) (Page[App], error) {
+	const op = "list apps"
+	size, err := pageSize(op, page.Size)
+	if err != nil {
+		return Page[App]{}, err
+	}
+	scope := scopeOf("apps")
+	pos, err := s.cursors.startPosition(op, scope, page.Cursor, false)
+	if err != nil {
+		return Page[App]{}, err
+	}
+	rows, err := s.q.ListAppsPaged(ctx, gen.ListAppsPagedParams{
+		CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
+	})
+	if err != nil {
+		return Page[App]{}, mapError(opRead, op, err)
+	}
+	return finishPage(s.cursors, scope, rows, size, func(a App) position { return position{a.CreatedAt, a.ID} }), nil
+}
+
+// DeleteApp deletes an app together with its builds and deployments. It
+// returns ErrNotFound when there is no such app.
+func (s *Service) DeleteApp(ctx context.Context, id int64) error {
+	op := "delete app " + strconv.FormatInt(id, 10)
+	n, err := s.q.DeleteApp(ctx, id)
+	if err != nil {
+		return mapError(opDelete, op, err)
+	}
+	if n == 0 {
+		return notFound(op, "no such app")
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package deploydb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deploydb/deploydb/gen"
+)
+
+// BuildRow is one row for CreateBuilds. Zero CreatedAt/UpdatedAt mean "now";
+// an empty Status means pending. The table's CHECK constraints apply: a
+// started or finished status needs StartedAt, a terminal one FinishedAt.
+type BuildRow = gen.CreateBuildsParams
+
+// CreateBuild creates a pending build of an app from a source version
+// (commit or tag, at most 255 characters; "" for none). It returns
+// ErrNotFound when the app does not exist.
+func (s *Service) CreateBuild(ctx context.Context, appID int64, sourceVersion string) (Build, error) {
+	op := "create build of app " + strconv.FormatInt(appID, 10)
+	if err := checkSourceVersion(op, sourceVersion); err != nil {
+		return Build{}, err
+	}
+	var sv *string
+	if sourceVersion != "" {
+		sv = &sourceVersion
+	}
+	b, err := s.q.CreateBuild(ctx, gen.CreateBuildParams{AppID: appID, SourceVersion: sv})
+	return b, mapError(opWrite, op, err)
+}
+
+// CreateBuilds bulk-inserts builds with COPY and returns how many were
+// inserted. It is all or nothing: one bad row (unknown app, invalid status,
+// timestamps that break a CHECK) fails the whole call.
+func (s *Service) CreateBuilds(ctx context.Context, rows []BuildRow) (int64, error) {
+	const op = "create builds"
+	now := time.Now()
+	for i := range rows {
+		r := &rows[i]
+		if r.Status == "" {
+			r.Status = BuildPending
+		}
+		if !r.Status.Valid() {
+			return 0, invalidArg(op, "row %d: unknown build status %q", i, truncate(string(r.Status)))
+		}
+		if r.SourceVersion != nil {
+			if err := checkSourceVersion(op, *r.SourceVersion); err != nil {
+				return 0, fmt.Errorf("row %d: %w", i, err)
+			}
+		}
+		if r.CreatedAt.IsZero() {
+			r.CreatedAt = now
+		}
+		if r.UpdatedAt.IsZero() {
+			r.UpdatedAt = r.CreatedAt
+		}
+	}
+	n, err := s.q.CreateBuilds(ctx, rows)
+	return n, mapError(opWrite, op, err)
+}
+
+// GetBuild returns the build with the given id, or ErrNotFound.
+func (s *Service) GetBuild(ctx context.Context, id int64) (Build, error) {
+	b, err := s.q.GetBuild(ctx, id)
+	return b, mapError(opRead, "get build "+strconv.FormatInt(id, 10), err)
+}
+
+// ListAppBuilds returns an app's newest builds: limit rows at most (0 means
+// DefaultPageSize, at most MaxPageSize). Use ListAppBuildsPaged to walk all
+// of them.
+func (s *Service) ListAppBuilds(ctx context.Context, appID int64, limit int) ([]Build, error) {
+	const op = "list app builds"
+	n, err := limitRows(op, limit)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ListAppBuilds(ctx, gen.ListAppBuildsParams{AppID: appID, MaxRows: n})
+	return rows, mapError(opRead, op, err)
+}
+
+// ListAppBuildsPaged returns one page of an app's builds, newest first.
+func (s *Service) ListAppBuildsPaged(ctx context.Context, appID int64, page PageRequest) (Page[Build], error) {
+	const op = "list app builds"
+	size, err := pageSize(op, page.Size)
+	if err != nil {
+		return Page[Build]{}, err
+	}
+	scope := scopeOf("builds", strconv.FormatInt(appID, 10))
+	pos, err := s.cursors.startPosition(op, scope, page.Cursor, false)
+	if err != nil {
+		return Page[Build]{}, err
+	}
+	rows, err := s.q.ListAppBuildsPaged(ctx, gen.ListAppBuildsPagedParams{
+		AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
+	})
+	if err != nil {
+		return Page[Build]{}, mapError(opRead, op, err)
+	}
+	return finishPage(s.cursors, scope, rows, size, func(b Build) position { return position{b.CreatedAt, b.ID} }), nil
+}
+
+// UpdateBuildStatus moves a build to status to. The lifecycle is
+//
+//	pending     -> in_progress | canceled
+//	in_progress -> succeeded | failed | canceled
+//
+// started_at is set when the build starts, finished_at when it ends. Asking
+// for the status the build already has returns it unchanged (safe to retry).
+// An illegal move returns a *TransitionError (ErrInvalidTransition); a
+// missing build ErrNotFound.
+func (s *Service) UpdateBuildStatus(ctx context.Context, id int64, to BuildStatus) (Build, error) {
+	op := "update build " + strconv.FormatInt(id, 10) + " status"
+	if !to.Valid() {
+		return Build{}, invalidArg(op, "unknown build status %q", truncate(string(to)))
+	}
+	b, err := s.q.UpdateBuildStatus(ctx, gen.UpdateBuildStatusParams{ID: id, NewStatus: string(to)})
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return b, mapError(opWrite, op, err)
+	}
+	// The guard matched nothing: tell a missing build, a repeated
+	// transition and an illegal one apart.
+	cur, err := s.q.GetBuild(ctx, id)
+	switch {
+	case err != nil:
+		return Build{}, mapError(opRead, op, err)
+	case cur.Status == to:
+		return cur, nil
+	}
+	return Build{}, &TransitionError{Entity: "build", ID: id, From: string(cur.Status), To: string(to)}
+}
+
+// GetLatestSuccessfulBuild returns an app's newest succeeded build, or
+// ErrNotFound when it has none.
+func (s *Service) GetLatestSuccessfulBuild(ctx context.Context, appID int64) (Build, error) {
+	b, err := s.q.GetLatestSuccessfulBuild(ctx, appID)
+	return b, mapError(opRead, "get latest successful build of app "+strconv.FormatInt(appID, 10), err)
+}
+
+// DeleteBuild deletes a build. A build that a deployment references is kept
+// and ErrInUse returned; a missing build gives ErrNotFound.
+func (s *Service) DeleteBuild(ctx context.Context, id int64) error {
+	op := "delete build " + strconv.FormatInt(id, 10)
+	n, err := s.q.DeleteBuild(ctx, id)
+	if err != nil {
+		return mapError(opDelete, op, err)
+	}
+	if n == 0 {
+		return notFound(op, "no such build")
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package deploydb
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deploydb/deploydb/gen"
+)
+
+// CreateDeployment creates a pending deployment of a build to an environment
+// ("" means DefaultEnvironment). The build must belong to the app and have
+// succeeded (ErrInvalidArgument otherwise); a missing build gives
+// ErrNotFound.
+func (s *Service) CreateDeployment(ctx context.Context, appID, buildID int64, environment string) (Deployment, error) {
+	op := "create deployment of build " + strconv.FormatInt(buildID, 10)
+	if environment == "" {
+		environment = DefaultEnvironment
+	}
+	if err := checkName(op, "environment", environment); err != nil {
+		return Deployment{}, err
+	}
+	d, err := s.q.CreateDeployment(ctx, gen.CreateDeploymentParams{AppID: appID, BuildID: buildID, Environment: environment})
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return d, mapError(opWrite, op, err)
+	}
+	// The insert's guard matched nothing: say why.
+	b, err := s.q.GetBuild(ctx, buildID)
+	switch {
+	case err != nil:
+		return Deployment{}, mapError(opRead, op, err)
+	case b.AppID != appID:
+		return Deployment{}, invalidArg(op, "build %d belongs to app %d, not app %d", buildID, b.AppID, appID)
+	default:
+		return Deployment{}, invalidArg(op, "build %d is %s; only a succeeded build can be deployed", buildID, b.Status)
+	}
+}
+
+// GetDeployment returns the deployment with the given id, or ErrNotFound.
+func (s *Service) GetDeployment(ctx context.Context, id int64) (Deployment, error) {
+	d, err := s.q.GetDeployment(ctx, id)
+	return d, mapError(opRead, "get deployment "+strconv.FormatInt(id, 10), err)
+}
+
+// GetDeploymentWithBuild returns a deployment and the build it deploys in one
+// query, or ErrNotFound.
+func (s *Service) GetDeploymentWithBuild(ctx context.Context, id int64) (DeploymentWithBuild, error) {
+	r, err := s.q.GetDeploymentWithBuild(ctx, id)
+	if err != nil {
+		return DeploymentWithBuild{}, mapError(opRead, "get deployment "+strconv.FormatInt(id, 10)+" with build", err)
+	}
+	return DeploymentWithBuild{Deployment: r.Deployment, Build: r.Build}, nil
+}
+
+// ListAppDeployments returns an app's newest deployments: limit rows at most
+// (0 means DefaultPageSize, at most MaxPageSize).
+func (s *Service) ListAppDeployments(ctx context.Context, appID int64, limit int) ([]Deployment, error) {
+	const op = "list app deployments"
+	n, err := limitRows(op, limit)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ListAppDeployments(ctx, gen.ListAppDeploymentsParams{AppID: appID, MaxRows: n})
+	return rows, mapError(opRead, op, err)
+}
+
+// ListAppDeploymentsPaged returns one page of an app's deployments, newest
+// first. It is ListDeployments with an empty filter.
+func (s *Service) ListAppDeploymentsPaged(ctx context.Context, appID int64, page PageRequest) (Page[Deployment], error) {
+	return s.ListDeployments(ctx, appID, DeploymentFilter{}, page)
+}
+
+// GetLatestDeployment returns the newest deployment of an app to an
+// environment ("" means DefaultEnvironment), whatever its status, or
+// ErrNotFound.
+func (s *Service) GetLatestDeployment(ctx context.Context, appID int64, environment string) (Deployment, error) {
+	const op = "get latest deployment"
+	if environment == "" {
+		environment = DefaultEnvironment
+	}
+	if err := checkName(op, "environment", environment); err != nil {
+		return Deployment{}, err
+	}
+	d, err := s.q.GetLatestDeployment(ctx, gen.GetLatestDeploymentParams{AppID: appID, Environment: environment})
+	return d, mapError(opRead, op, err)
+}
+
+// ListSuccessfulDeployments returns an app's most recently finished deployed
+// deployments: limit rows at most (0 means DefaultPageSize, at most
+// MaxPageSize).
+func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID int64, limit int) ([]Deployment, error) {
+	const op = "list successful deployments"
+	n, err := limitRows(op, limit)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ListSuccessfulDeployments(ctx, gen.ListSuccessfulDeploymentsParams{AppID: appID, MaxRows: n})
+	return rows, mapError(opRead, op, err)
+}
+
+// UpdateDeploymentStatus moves a deployment to status to. The lifecycle is
+//
+//	pending     -> in_progress | canceled
+//	in_progress -> deployed | failed | canceled
+//
+// started_at is set when the deployment starts, finished_at when it ends.
+// Asking for the status the deployment already has returns it unchanged
+// (safe to retry). Starting a deployment while another of the same app and
+// environment is in progress returns ErrConflict; an illegal move a
+// *TransitionError (ErrInvalidTransition); a missing deployment ErrNotFound.
+func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to DeploymentStatus) (Deployment, error) {
+	op := "update deployment " + strconv.FormatInt(id, 10) + " status"
+	if !to.Valid() {
+		return Deployment{}, invalidArg(op, "unknown deployment status %q", truncate(string(to)))
+	}
+	d, err := s.q.UpdateDeploymentStatus(ctx, gen.UpdateDeploymentStatusParams{ID: id, NewStatus: string(to)})
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return d, mapError(opWrite, op, err)
+	}
+	cur, err := s.q.GetDeployment(ctx, id)
+	switch {
+	case err != nil:
+		return Deployment{}, mapError(opRead, op, err)
+	case cur.Status == to:
+		return cur, nil
+	}
+	return Deployment{}, &TransitionError{Entity: "deployment", ID: id, From: string(cur.Status), To: string(to)}
+}
+
+// DeleteDeployment deletes a deployment, or returns ErrNotFound.
+func (s *Service) DeleteDeployment(ctx context.Context, id int64) error {
+	op := "delete deployment " + strconv.FormatInt(id, 10)
+	n, err := s.q.DeleteDeployment(ctx, id)
+	if err != nil {
+		return mapError(opDelete, op, err)
+	}
+	if n == 0 {
+		return notFound(op, "no such deployment")
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+package deploydb
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/deploydb/deploydb/gen"
+)
+
+// DeploymentOrder is the column ListDeployments sorts by.
+type DeploymentOrder string
+
+// Orders accepted by ListDeployments.
+const (
+	OrderByCreatedAt  DeploymentOrder = "created_at" // the default
+	OrderByUpdatedAt  DeploymentOrder = "updated_at"
+	OrderByFinishedAt DeploymentOrder = "finished_at"
+)
+
+// SortDirection is ascending or descending order.
+type SortDirection string
+
+// Sort directions accepted by ListDeployments.
+const (
+	SortDesc SortDirection = "desc" // the default: newest first
+	SortAsc  SortDirection = "asc"
+)
+
+// DeploymentFilter selects and orders the deployments of one app for
+// ListDeployments, in the manner of the GitLab deployments API. Zero values
+// mean "not set". Time ranges include their After bound and exclude their
+// Before bound. Ties are broken by id in the same direction.
+//
+// Only combinations that an index serves are accepted; any other is refused
+// with ErrInvalidArgument naming the rule, instead of running as a slow scan:
+//
+//   - order-by-created-at (default): at most one of Status and Environment.
+//   - order-by-updated-at: UpdatedAfter/UpdatedBefore only; no Status or
+//     Environment.
+//   - order-by-finished-at: Status must be terminal (deployed, failed or
+//     canceled); FinishedAfter/FinishedBefore allowed; no Environment.
+//   - finished-range: FinishedAfter/FinishedBefore need OrderBy finished_at.
+//   - updated-range: UpdatedAfter/UpdatedBefore need OrderBy updated_at.
+//   - range-bounds: After must be earlier than Before when both are set.
+//
+// Walking every page in created_at order returns each deployment that existed
+// when the walk began exactly once. In updated_at order a deployment updated
+// during the walk moves: ascending walks see it again at its new place,
+// descending walks may not see it.
+type DeploymentFilter struct {
+	Status         DeploymentStatus
+	Environment    string
+	FinishedAfter  time.Time
+	FinishedBefore time.Time
+	UpdatedAfter   time.Time
+	UpdatedBefore  time.Time
+	OrderBy        DeploymentOrder
+	Sort           SortDirection
+}
+
+// Sentinels for open time ranges.
+var (
+	rangeStart = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	rangeEnd   = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// deploymentList is a validated ListDeployments request.
+type deploymentList struct {
+	f          DeploymentFilter
+	asc        bool
+	start, end time.Time // the range on the order column, when it has one
+	scope      uint64
+}
+
+func (f DeploymentFilter) validate(op string, appID int64) (deploymentList, error) {
+	if f.OrderBy == "" {
+		f.OrderBy = OrderByCreatedAt
+	}
+	if f.Sort == "" {
+		f.Sort = SortDesc
+	}
+	rule := func(name, format string, args ...any) (deploymentList, error) {
+		return deploymentList{}, invalidArg(op, "rule "+name+": "+format, args...)
+	}
+	switch f.OrderBy {
+	case OrderByCreatedAt, OrderByUpdatedAt, OrderByFinishedAt:
+	default:
+		return rule("order-by", "order_by %q must be created_at, updated_at or finished_at", truncate(string(f.OrderBy)))
+	}
+	if f.Sort != SortAsc && f.Sort != SortDesc {
+		return rule("sort", "sort %q must be asc or desc", truncate(string(f.Sort)))
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return rule("status", "unknown deployment status %q", truncate(string(f.Status)))
+	}
+	if f.Environment != "" {
+		if err := checkName(op, "environment", f.Environment); err != nil {
+			return deploymentList{}, err
+		}
+	}
+	finishedRange := !f.FinishedAfter.IsZero() || !f.FinishedBefore.IsZero()
+	updatedRange := !f.UpdatedAfter.IsZero() || !f.UpdatedBefore.IsZero()
+	if finishedRange && f.OrderBy != OrderByFinishedAt {
+		return rule("finished-range", "finished_after/finished_before need order_by=finished_at (and a terminal status)")
+	}
+	if updatedRange && f.OrderBy != OrderByUpdatedAt {
+		return rule("updated-range", "updated_after/updated_before need order_by=updated_at")
+	}
+	l := deploymentList{asc: f.Sort == SortAsc, start: rangeStart, end: rangeEnd}
+	switch f.OrderBy {
+	case OrderByCreatedAt:
+		if f.Status != "" && f.Environment != "" {
+			return rule("order-by-created-at", "filter by status or by environment, not both")
+		}
+	case OrderByUpdatedAt:
+		if f.Status != "" || f.Environment != "" {
+			return rule("order-by-updated-at", "order_by=updated_at cannot be combined with a status or environment filter")
+		}
+		l.start, l.end = orDefault(f.UpdatedAfter, rangeStart), orDefault(f.UpdatedBefore, rangeEnd)
+	case OrderByFinishedAt:
+		if !f.Status.Terminal() {
+			return rule("order-by-finished-at", "order_by=finished_at needs status deployed, failed or canceled")
+		}
+		if f.Environment != "" {
+			return rule("order-by-finished-at", "order_by=finished_at cannot be combined with an environment filter")
+		}
+		l.start, l.end = orDefault(f.FinishedAfter, rangeStart), orDefault(f.FinishedBefore, rangeEnd)
+	}
+	if !l.start.Before(l.end) {
+		return rule("range-bounds", "the range's after bound (%s) must be earlier than its before bound (%s)",
+			l.start.Format(time.RFC3339Nano), l.end.Format(time.RFC3339Nano))
+	}
+	l.f = f
+	l.scope = scopeOf("deployments", strconv.FormatInt(appID, 10), string(f.Status), f.Environment,
+		string(f.OrderBy), string(f.Sort), strconv.FormatInt(l.start.UnixMicro(), 10), strconv.FormatInt(l.end.UnixMicro(), 10))
+	return l, nil
+}
+
+func orDefault(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t
+}
+
+// ListDeployments returns one page of an app's deployments selected and
+// ordered by filter (see DeploymentFilter for the combinations accepted).
+// Each accepted combination runs as one index range scan.
+func (s *Service) ListDeployments(ctx context.Context, appID int64, filter DeploymentFilter, page PageRequest) (Page[Deployment], error) {
+	const op = "list deployments"
+	size, err := pageSize(op, page.Size)
+	if err != nil {
+		return Page[Deployment]{}, err
+	}
+	l, err := filter.validate(op, appID)
+	if err != nil {
+		return Page[Deployment]{}, err
+	}
+	pos, err := s.cursors.startPosition(op, l.scope, page.Cursor, l.asc)
+	if err != nil {
+		return Page[Deployment]{}, err
+	}
+	rows, err := s.listDeployments(ctx, appID, l, pos, int32(size+1))
+	if err != nil {
+		return Page[Deployment]{}, mapError(opRead, op, err)
+	}
+	key := func(d Deployment) position { return position{d.CreatedAt, d.ID} }
+	switch l.f.OrderBy {
+	case OrderByUpdatedAt:
+		key = func(d Deployment) position { return position{d.UpdatedAt, d.ID} }
+	case OrderByFinishedAt:
+		// Terminal statuses always have finished_at (CHECK constraint).
+		key = func(d Deployment) position { return position{*d.FinishedAt, d.ID} }
+	}
+	return finishPage(s.cursors, l.scope, rows, size, key), nil
+}
+
+// listDeployments runs the query that serves l.
+func (s *Service) listDeployments(ctx context.Context, appID int64, l deploymentList, pos position, n int32) ([]Deployment, error) {
+	f, q := l.f, s.q
+	switch f.OrderBy {
+	case OrderByUpdatedAt:
+		if l.asc {
+			return q.ListUpdatedDeploymentsPagedAsc(ctx, gen.ListUpdatedDeploymentsPagedAscParams{
+				AppID: appID, UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
+		}
+		return q.ListUpdatedDeploymentsPaged(ctx, gen.ListUpdatedDeploymentsPagedParams{
+			AppID: appID, UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
+	case OrderByFinishedAt:
+		if l.asc {
+			return q.ListFinishedDeploymentsPagedAsc(ctx, gen.ListFinishedDeploymentsPagedAscParams{
+				AppID: appID, Status: f.Status, FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
+		}
+		return q.ListFinishedDeploymentsPaged(ctx, gen.ListFinishedDeploymentsPagedParams{
+			AppID: appID, Status: f.Status, FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
+	}
+	switch {
+	case f.Environment != "" && l.asc:
+		return q.ListEnvironmentDeploymentsPagedAsc(ctx, gen.ListEnvironmentDeploymentsPagedAscParams{
+			AppID: appID, Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+	case f.Environment != "":
+		return q.ListEnvironmentDeploymentsPaged(ctx, gen.ListEnvironmentDeploymentsPagedParams{
+			AppID: appID, Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+	case f.Status != "" && l.asc:
+		return q.ListStatusDeploymentsPagedAsc(ctx, gen.ListStatusDeploymentsPagedAscParams{
+			AppID: appID, Status: f.Status, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+	case f.Status != "":
+		return q.ListStatusDeploymentsPaged(ctx, gen.ListStatusDeploymentsPagedParams{
+			AppID: appID, Status: f.Status, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+	case l.asc:
+		return q.ListAppDeploymentsPagedAsc(ctx, gen.ListAppDeploymentsPagedAscParams{
+			AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+	}
+	return q.ListAppDeploymentsPaged(ctx, gen.ListAppDeploymentsPagedParams{
+		AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+}

@@ -1,0 +1,30 @@
+-- name: CreateApp :one
+-- CreateApp inserts an app. A duplicate name violates apps_name_key (23505);
+-- a malformed name violates apps_name_format (23514).
+INSERT INTO apps (name)
+VALUES (@name)
+RETURNING *;
+
+-- name: GetApp :one
+-- GetApp returns the app with the given id (primary key).
+SELECT * FROM apps
+WHERE id = @id;
+
+-- name: GetAppByName :one
+-- GetAppByName returns the app with the given name (apps_name_key).
+SELECT * FROM apps
+WHERE name = @name;
+
+-- name: ListAppsPaged :many
+-- ListAppsPaged returns one keyset page of apps, newest first, strictly
+-- after the (created_at, id) cursor. Served by apps_created_at_id_idx.
+SELECT * FROM apps
+WHERE (created_at, id) < (@cursor_created_at::timestamptz, @cursor_id::bigint)
+ORDER BY created_at DESC, id DESC
+LIMIT @page_size;
+
+-- name: DeleteApp :execrows
+-- DeleteApp deletes an app with its builds and deployments (ON DELETE
+-- CASCADE) and returns the number of apps deleted (0 or 1).
+DELETE FROM apps
+WHERE id = @id;

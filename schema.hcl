@@ -1,0 +1,343 @@
+// deploydb desired schema. This file is the only place the schema is edited:
+// change it, then run `make migration NAME=...` to have Atlas write the
+// versioned migration into db/migrations.
+//
+// Conventions:
+//   - ids are bigint GENERATED ALWAYS AS IDENTITY;
+//   - timestamps are timestamptz; updated_at is set by the queries in queries/;
+//   - statuses are text + CHECK (not enums) so that they can be used inside
+//     CHECK constraints and partial-index predicates;
+//   - every list query is served by an index whose trailing columns are
+//     (<sort column> DESC, id DESC), so keyset pages are index range scans.
+
+schema "public" {
+  comment = "standard public schema"
+}
+
+table "apps" {
+  schema  = schema.public
+  comment = "An application that is built and deployed."
+  column "id" {
+    null = false
+    type = bigint
+    identity {
+      generated = ALWAYS
+    }
+  }
+  column "name" {
+    null    = false
+    type    = text
+    comment = "Lowercase DNS label (RFC 1123), 1-63 characters."
+  }
+  column "created_at" {
+    null    = false
+    type    = timestamptz
+    default = sql("now()")
+  }
+  column "updated_at" {
+    null    = false
+    type    = timestamptz
+    default = sql("now()")
+  }
+  primary_key {
+    columns = [column.id]
+  }
+  index "apps_name_key" {
+    unique  = true
+    columns = [column.name]
+  }
+  // Keyset pages of ListAppsPaged (newest first).
+  index "apps_created_at_id_idx" {
+    on {
+      column = column.created_at
+      desc   = true
+    }
+    on {
+      column = column.id
+      desc   = true
+    }
+  }
+  check "apps_name_format" {
+    expr = "name ~ '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'"
+  }
+}
+
+table "builds" {
+  schema  = schema.public
+  comment = "A build of an app's source at one version."
+  column "id" {
+    null = false
+    type = bigint
+    identity {
+      generated = ALWAYS
+    }
+  }
+  column "app_id" {
+    null = false
+    type = bigint
+  }
+  column "source_version" {
+    null    = true
+    type    = text
+    comment = "Commit SHA or tag the build was made from."
+  }
+  column "status" {
+    null    = false
+    type    = text
+    default = "pending"
+  }
+  column "created_at" {
+    null    = false
+    type    = timestamptz
+    default = sql("now()")
+  }
+  column "updated_at" {
+    null    = false
+    type    = timestamptz
+    default = sql("now()")
+  }
+  column "started_at" {
+    null = true
+    type = timestamptz
+  }
+  column "finished_at" {
+    null = true
+    type = timestamptz
+  }
+  primary_key {
+    columns = [column.id]
+  }
+  foreign_key "builds_app_id_fkey" {
+    columns     = [column.app_id]
+    ref_columns = [table.apps.column.id]
+    on_update   = NO_ACTION
+    on_delete   = CASCADE
+  }
+  // Target of the composite foreign key from deployments: a deployment can
+  // only reference a build of its own app.
+  index "builds_id_app_id_key" {
+    unique  = true
+    columns = [column.id, column.app_id]
+  }
+  // ListAppBuilds / ListAppBuildsPaged: newest first per app.
+  index "builds_app_id_created_at_id_idx" {
+    on {
+      column = column.app_id
+    }
+    on {
+      column = column.created_at
+      desc   = true
+    }
+    on {
+      column = column.id
+      desc   = true
+    }
+  }
+  // GetLatestSuccessfulBuild: newest build of an app in one status.
+  index "builds_app_id_status_created_at_id_idx" {
+    on {
+      column = column.app_id
+    }
+    on {
+      column = column.status
+    }
+    on {
+      column = column.created_at
+      desc   = true
+    }
+    on {
+      column = column.id
+      desc   = true
+    }
+  }
+  check "builds_status_valid" {
+    expr = "status IN ('pending', 'in_progress', 'succeeded', 'failed', 'canceled')"
+  }
+  check "builds_source_version_length" {
+    expr = "char_length(source_version) BETWEEN 1 AND 255"
+  }
+  check "builds_started_at_set" {
+    expr = "status NOT IN ('in_progress', 'succeeded', 'failed') OR started_at IS NOT NULL"
+  }
+  check "builds_finished_at_iff_terminal" {
+    expr = "(status IN ('succeeded', 'failed', 'canceled')) = (finished_at IS NOT NULL)"
+  }
+  check "builds_finished_after_started" {
+    expr = "finished_at IS NULL OR started_at IS NULL OR finished_at >= started_at"
+  }
+}
+
+table "deployments" {
+  schema  = schema.public
+  comment = "A rollout of one build of an app to one environment."
+  column "id" {
+    null = false
+    type = bigint
+    identity {
+      generated = ALWAYS
+    }
+  }
+  column "app_id" {
+    null = false
+    type = bigint
+  }
+  column "build_id" {
+    null = false
+    type = bigint
+  }
+  column "environment" {
+    null    = false
+    type    = text
+    default = "production"
+    comment = "Lowercase DNS label (RFC 1123), 1-63 characters."
+  }
+  column "status" {
+    null    = false
+    type    = text
+    default = "pending"
+  }
+  column "created_at" {
+    null    = false
+    type    = timestamptz
+    default = sql("now()")
+  }
+  column "updated_at" {
+    null    = false
+    type    = timestamptz
+    default = sql("now()")
+  }
+  column "started_at" {
+    null = true
+    type = timestamptz
+  }
+  column "finished_at" {
+    null = true
+    type = timestamptz
+  }
+  primary_key {
+    columns = [column.id]
+  }
+  foreign_key "deployments_app_id_fkey" {
+    columns     = [column.app_id]
+    ref_columns = [table.apps.column.id]
+    on_update   = NO_ACTION
+    on_delete   = CASCADE
+  }
+  // A deployment deploys a build of its own app, and a deployed build cannot
+  // be deleted. NO ACTION (checked at the end of the statement) rather than
+  // RESTRICT (checked at once) so that deleting an app can cascade to its
+  // builds and deployments in one statement; deleting a referenced build on
+  // its own is still refused.
+  foreign_key "deployments_build_id_app_id_fkey" {
+    columns     = [column.build_id, column.app_id]
+    ref_columns = [table.builds.column.id, table.builds.column.app_id]
+    on_update   = NO_ACTION
+    on_delete   = NO_ACTION
+  }
+  // Foreign-key support: finding the deployments of a build (DeleteBuild).
+  index "deployments_build_id_idx" {
+    columns = [column.build_id]
+  }
+  // At most one deployment in progress per app and environment.
+  index "deployments_one_in_progress_key" {
+    unique  = true
+    columns = [column.app_id, column.environment]
+    where   = "status = 'in_progress'"
+  }
+  // ListAppDeployments(Paged), ListDeployments order_by=created_at.
+  index "deployments_app_id_created_at_id_idx" {
+    on {
+      column = column.app_id
+    }
+    on {
+      column = column.created_at
+      desc   = true
+    }
+    on {
+      column = column.id
+      desc   = true
+    }
+  }
+  // ListDeployments order_by=created_at with an environment filter;
+  // GetLatestDeployment.
+  index "deployments_app_id_environment_created_at_id_idx" {
+    on {
+      column = column.app_id
+    }
+    on {
+      column = column.environment
+    }
+    on {
+      column = column.created_at
+      desc   = true
+    }
+    on {
+      column = column.id
+      desc   = true
+    }
+  }
+  // ListDeployments order_by=created_at with a status filter.
+  index "deployments_app_id_status_created_at_id_idx" {
+    on {
+      column = column.app_id
+    }
+    on {
+      column = column.status
+    }
+    on {
+      column = column.created_at
+      desc   = true
+    }
+    on {
+      column = column.id
+      desc   = true
+    }
+  }
+  // ListDeployments order_by=updated_at (and updated_after/before).
+  index "deployments_app_id_updated_at_id_idx" {
+    on {
+      column = column.app_id
+    }
+    on {
+      column = column.updated_at
+      desc   = true
+    }
+    on {
+      column = column.id
+      desc   = true
+    }
+  }
+  // ListDeployments order_by=finished_at with a terminal status (and
+  // finished_after/before); ListSuccessfulDeployments.
+  index "deployments_app_id_status_finished_at_id_idx" {
+    on {
+      column = column.app_id
+    }
+    on {
+      column = column.status
+    }
+    on {
+      column = column.finished_at
+      desc   = true
+    }
+    on {
+      column = column.id
+      desc   = true
+    }
+  }
+  check "deployments_environment_format" {
+    expr = "environment ~ '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'"
+  }
+  check "deployments_status_valid" {
+    expr = "status IN ('pending', 'in_progress', 'deployed', 'failed', 'canceled')"
+  }
+  check "deployments_started_at_set" {
+    expr = "status NOT IN ('in_progress', 'deployed', 'failed') OR started_at IS NOT NULL"
+  }
+  check "deployments_finished_at_iff_terminal" {
+    expr = "(status IN ('deployed', 'failed', 'canceled')) = (finished_at IS NOT NULL)"
+  }
+  check "deployments_finished_after_started" {
+    expr = "finished_at IS NULL OR started_at IS NULL OR finished_at >= started_at"
+  }
+}

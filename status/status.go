@@ -1,0 +1,77 @@
+// Package status defines the lifecycle states of deploydb's rows as Go
+// string types. It is a leaf package: the sqlc-generated package gen maps the
+// status columns to these types, and the root package deploydb re-exports
+// them, so neither has to import the other.
+//
+// The legal transitions between states are enforced by the guarded UPDATE
+// statements in queries/ (see the root package documentation for the
+// lifecycles); this package only names the states.
+package status
+
+// Build is the status of a build.
+type Build string
+
+// Build statuses. A build starts pending; succeeded, failed and canceled are
+// terminal.
+const (
+	BuildPending    Build = "pending"
+	BuildInProgress Build = "in_progress"
+	BuildSucceeded  Build = "succeeded"
+	BuildFailed     Build = "failed"
+	BuildCanceled   Build = "canceled"
+)
+
+// Builds lists every build status in lifecycle order.
+var Builds = []Build{BuildPending, BuildInProgress, BuildSucceeded, BuildFailed, BuildCanceled}
+
+// Valid reports whether s is one of the build statuses.
+func (s Build) Valid() bool {
+	switch s {
+	case BuildPending, BuildInProgress, BuildSucceeded, BuildFailed, BuildCanceled:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether s is a final status (succeeded, failed or
+// canceled).
+func (s Build) Terminal() bool {
+	return s == BuildSucceeded || s == BuildFailed || s == BuildCanceled
+}
+
+// String returns the status as stored in the database.
+func (s Build) String() string { return string(s) }
+
+// Deployment is the status of a deployment.
+type Deployment string
+
+// Deployment statuses. A deployment starts pending; deployed, failed and
+// canceled are terminal.
+const (
+	DeploymentPending    Deployment = "pending"
+	DeploymentInProgress Deployment = "in_progress"
+	DeploymentDeployed   Deployment = "deployed"
+	DeploymentFailed     Deployment = "failed"
+	DeploymentCanceled   Deployment = "canceled"
+)
+
+// Deployments lists every deployment status in lifecycle order.
+var Deployments = []Deployment{DeploymentPending, DeploymentInProgress, DeploymentDeployed, DeploymentFailed, DeploymentCanceled}
+
+// Valid reports whether s is one of the deployment statuses.
+func (s Deployment) Valid() bool {
+	switch s {
+	case DeploymentPending, DeploymentInProgress, DeploymentDeployed, DeploymentFailed, DeploymentCanceled:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether s is a final status (deployed, failed or
+// canceled).
+func (s Deployment) Terminal() bool {
+	return s == DeploymentDeployed || s == DeploymentFailed || s == DeploymentCanceled
+}
+
+// String returns the status as stored in the database.
+func (s Deployment) String() string { return string(s) }
