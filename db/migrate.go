@@ -220,7 +220,7 @@ func lock(ctx context.Context, sqlDB *sql.DB, wait time.Duration) (func(), error
 func openSQL(databaseURL string) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("db: parse database URL: %w", err)
+		return nil, urlError(err)
 	}
 	sqlDB := stdlib.OpenDB(*cfg)
 	sqlDB.SetMaxOpenConns(3)

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ const (
 func PoolConfig(databaseURL string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("db: parse database URL: %w", err)
+		return nil, urlError(err)
 	}
 	if !hasParam(databaseURL, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns
@@ -58,3 +59,10 @@ func NewPool(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
 func hasParam(conn, name string) bool {
 	return strings.Contains(conn, name+"=")
 }
+
+// ErrInvalidURL reports a database URL that cannot be parsed. The error
+// deliberately carries neither the URL nor the parser's message, which can
+// quote the URL and its password.
+var ErrInvalidURL = errors.New("db: database URL cannot be parsed (expected postgres://user:password@host:port/dbname?sslmode=... or key=value pairs)")
+
+func urlError(error) error { return ErrInvalidURL }

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/deploydb/deploydb"
+	"github.com/deploydb/deploydb/db"
+	"github.com/deploydb/deploydb/internal/pgtest"
+)
+
+// demo seeds a few apps, builds and deployments and prints what the API does
+// with them, including the errors it refuses with.
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	fs := newFlagSet("deploydb demo", stderr)
+	u := fs.String("url", "", "database URL (default: $DATABASE_URL, else a throwaway local PostgreSQL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	url := *u
+	if url == "" {
+		url = os.Getenv("DATABASE_URL")
+	}
+	if url == "" {
+		fmt.Fprintln(stdout, "No DATABASE_URL: starting a throwaway PostgreSQL for the demo...")
+		srv, err := pgtest.Start(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := srv.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+			fmt.Fprintln(stdout, "\nThrowaway PostgreSQL removed.")
+		}()
+		if url, err = srv.CreateDatabase(ctx, "deploydb_demo", ""); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Using %s.\n", srv)
+	}
+	w := &walkthrough{out: stdout}
+
+	w.section("1. Apply the embedded migrations (db.Migrate)")
+	if err := db.Migrate(ctx, url, db.WithLog(func(f string, a ...any) { w.line(f, a...) })); err != nil {
+		return err
+	}
+	st, err := db.Status(ctx, url)
+	if err != nil {
+		return err
+	}
+	for _, f := range st {
+		w.line("%s %-12s %s", f.Version, f.Description, f.State)
+	}
+
+	svc, err := deploydb.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	// A run-unique suffix keeps the demo repeatable against a shared database.
+	suffix := fmt.Sprintf("%d", time.Now().Unix()%100000)
+
+	w.section("2. Apps, and a name that is not a DNS label")
+	checkout, err := svc.CreateApp(ctx, "checkout-"+suffix)
+	if err != nil {
+		return err
+	}
+	search, err := svc.CreateApp(ctx, "search-"+suffix)
+	if err != nil {
+		return err
+	}
+	w.line("created app %d %q and app %d %q", checkout.ID, checkout.Name, search.ID, search.Name)
+	_, err = svc.CreateApp(ctx, "Checkout_Service")
+	w.refused("CreateApp(\"Checkout_Service\")", err, deploydb.ErrInvalidArgument)
+	_, err = svc.CreateApp(ctx, checkout.Name)
+	w.refused("CreateApp(duplicate name)", err, deploydb.ErrConflict)
+
+	w.section("3. Builds and their lifecycle")
+	var builds []deploydb.Build
+	for i, sha := range []string{"3f2a9c1", "8b7d2e0", "c41f5aa", "d9e0b17", "e5a3f62"} {
+		b, err := svc.CreateBuild(ctx, checkout.ID, sha)
+		if err != nil {
+			return err
+		}
+		if b, err = svc.UpdateBuildStatus(ctx, b.ID, deploydb.BuildInProgress); err != nil {
+			return err
+		}
+		end := deploydb.BuildSucceeded
+		if i == 3 {
+			end = deploydb.BuildFailed
+		}
+		if b, err = svc.UpdateBuildStatus(ctx, b.ID, end); err != nil {
+			return err
+		}
+		builds = append(builds, b)
+		w.line("build %d of %s: pending -> in_progress -> %s (started %s, finished %s)",
+			b.ID, sha, b.Status, clock(b.StartedAt), clock(b.FinishedAt))
+	}
+	again, err := svc.UpdateBuildStatus(ctx, builds[0].ID, deploydb.BuildSucceeded)
+	if err != nil {
+		return err
+	}
+	w.line("repeating succeeded on build %d is a no-op: status %s, updated_at unchanged: %v",
+		again.ID, again.Status, again.UpdatedAt.Equal(builds[0].UpdatedAt))
+	_, err = svc.UpdateBuildStatus(ctx, builds[0].ID, deploydb.BuildInProgress)
+	w.refused(fmt.Sprintf("UpdateBuildStatus(%d, in_progress) after succeeded", builds[0].ID), err, deploydb.ErrInvalidTransition)
+	var te *deploydb.TransitionError
+	if errors.As(err, &te) {
+		w.line("  the *TransitionError says From=%s To=%s", te.From, te.To)
+	}
+
+	w.section("4. Keyset pages of builds (ListAppBuildsPaged, 2 per page)")
+	page := deploydb.PageRequest{Size: 2}
+	for n := 1; ; n++ {
+		p, err := svc.ListAppBuildsPaged(ctx, checkout.ID, page)
+		if err != nil {
+			return err
+		}
+		ids := ""
+		for _, b := range p.Items {
+			ids += fmt.Sprintf(" #%d(%s)", b.ID, *b.SourceVersion)
+		}
+		w.line("page %d:%s  next cursor: %s", n, ids, short(p.NextCursor))
+		if p.NextCursor == "" {
+			break
+		}
+		page.Cursor = p.NextCursor
+	}
+	_, err = svc.ListAppBuildsPaged(ctx, search.ID, page)
+	w.refused("reusing checkout's cursor for the search app", err, deploydb.ErrInvalidArgument)
+
+	w.section("5. Deployments")
+	latest, err := svc.GetLatestSuccessfulBuild(ctx, checkout.ID)
+	if err != nil {
+		return err
+	}
+	w.line("latest successful build of %s: #%d (%s)", checkout.Name, latest.ID, *latest.SourceVersion)
+	_, err = svc.CreateDeployment(ctx, checkout.ID, builds[3].ID, "production")
+	w.refused(fmt.Sprintf("deploying failed build #%d", builds[3].ID), err, deploydb.ErrInvalidArgument)
+	staging, err := svc.CreateDeployment(ctx, checkout.ID, builds[2].ID, "staging")
+	if err != nil {
+		return err
+	}
+	prod, err := svc.CreateDeployment(ctx, checkout.ID, latest.ID, "")
+	if err != nil {
+		return err
+	}
+	if prod, err = svc.UpdateDeploymentStatus(ctx, prod.ID, deploydb.DeploymentInProgress); err != nil {
+		return err
+	}
+	w.line("deployment %d of build #%d to %s: %s", prod.ID, prod.BuildID, prod.Environment, prod.Status)
+	second, err := svc.CreateDeployment(ctx, checkout.ID, builds[1].ID, "production")
+	if err != nil {
+		return err
+	}
+	_, err = svc.UpdateDeploymentStatus(ctx, second.ID, deploydb.DeploymentInProgress)
+	w.refused(fmt.Sprintf("starting deployment %d while %d is in progress in production", second.ID, prod.ID), err, deploydb.ErrConflict)
+	if prod, err = svc.UpdateDeploymentStatus(ctx, prod.ID, deploydb.DeploymentDeployed); err != nil {
+		return err
+	}
+	if _, err = svc.UpdateDeploymentStatus(ctx, second.ID, deploydb.DeploymentCanceled); err != nil {
+		return err
+	}
+	if _, err = svc.UpdateDeploymentStatus(ctx, staging.ID, deploydb.DeploymentInProgress); err != nil {
+		return err
+	}
+	if _, err = svc.UpdateDeploymentStatus(ctx, staging.ID, deploydb.DeploymentDeployed); err != nil {
+		return err
+	}
+	dwb, err := svc.GetDeploymentWithBuild(ctx, prod.ID)
+	if err != nil {
+		return err
+	}
+	w.line("GetDeploymentWithBuild(%d): %s to %s, %s at %s; build #%d %s (%s)", prod.ID, dwb.Deployment.Status,
+		dwb.Deployment.Environment, "finished", clock(dwb.Deployment.FinishedAt), dwb.Build.ID, *dwb.Build.SourceVersion, dwb.Build.Status)
+	_, err = svc.UpdateDeploymentStatus(ctx, prod.ID, deploydb.DeploymentInProgress)
+	w.refused(fmt.Sprintf("moving deployed deployment %d back to in_progress", prod.ID), err, deploydb.ErrInvalidTransition)
+
+	w.section("6. ListDeployments filters (GitLab-style)")
+	show := func(label string, f deploydb.DeploymentFilter) error {
+		p, err := svc.ListDeployments(ctx, checkout.ID, f, deploydb.PageRequest{})
+		if err != nil {
+			w.refused(label, err, deploydb.ErrInvalidArgument)
+			return nil
+		}
+		s := ""
+		for _, d := range p.Items {
+			s += fmt.Sprintf(" #%d(%s,%s)", d.ID, d.Environment, d.Status)
+		}
+		w.line("%s:%s", label, s)
+		return nil
+	}
+	_ = show("newest first", deploydb.DeploymentFilter{})
+	_ = show("environment=production", deploydb.DeploymentFilter{Environment: "production"})
+	_ = show("status=deployed order_by=finished_at sort=asc", deploydb.DeploymentFilter{Status: deploydb.DeploymentDeployed, OrderBy: deploydb.OrderByFinishedAt, Sort: deploydb.SortAsc})
+	_ = show("finished_after without order_by=finished_at", deploydb.DeploymentFilter{FinishedAfter: time.Now().Add(-time.Hour)})
+
+	w.section("7. Deleting a build that is deployed")
+	err = svc.DeleteBuild(ctx, latest.ID)
+	w.refused(fmt.Sprintf("DeleteBuild(%d)", latest.ID), err, deploydb.ErrInUse)
+	if err := svc.DeleteBuild(ctx, builds[3].ID); err != nil {
+		return err
+	}
+	w.line("DeleteBuild(%d) of the undeployed failed build: done", builds[3].ID)
+	if err := svc.DeleteApp(ctx, search.ID); err != nil {
+		return err
+	}
+	w.line("DeleteApp(%d): done", search.ID)
+	fmt.Fprintln(stdout, "\nDemo finished.")
+	return nil
+}
+
+type walkthrough struct{ out io.Writer }
+
+func (w *walkthrough) section(title string) { fmt.Fprintf(w.out, "\n== %s\n", title) }
+
+func (w *walkthrough) line(format string, args ...any) {
+	fmt.Fprintf(w.out, "   "+format+"\n", args...)
+}
+
+// refused prints an expected refusal, and says so loudly if the error was
+// not the expected kind.
+func (w *walkthrough) refused(what string, err, want error) {
+	switch {
+	case err == nil:
+		w.line("UNEXPECTED: %s was accepted", what)
+	case !errors.Is(err, want):
+		w.line("UNEXPECTED: %s failed with %v (want %v)", what, err, want)
+	default:
+		w.line("refused as expected, %s:\n      %v", what, err)
+	}
+}
+
+func clock(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Local().Format("15:04:05.000")
+}
+
+func short(c string) string {
+	if c == "" {
+		return "(none: last page)"
+	}
+	if len(c) > 16 {
+		return "…" + c[len(c)-16:]
+	}
+	return c
+}
+
