@@ -251,4 +251,3 @@ func short(c string) string {
 	}
 	return c
 }
-

@@ -1,0 +1,59 @@
+# deploydb developer tasks. `make help` lists them.
+#
+# Tools are pinned in tools/<name>/go.mod (the only place their versions are
+# written) and built into ./bin on first use.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+BIN   := $(CURDIR)/bin
+SQLC  := $(BIN)/sqlc
+ATLAS := $(BIN)/atlas
+GO    ?= go
+# Runs a command against a throwaway empty database (URL in ATLAS_DEV_URL).
+DEVDB := $(GO) run ./internal/devdb --
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: tools
+tools: $(SQLC) $(ATLAS) ## Build the pinned sqlc and Atlas CLIs into ./bin.
+
+$(SQLC): tools/sqlc/go.mod tools/sqlc/go.sum
+	@echo "building sqlc (first use; takes a couple of minutes)..."
+	cd tools/sqlc && CGO_ENABLED=1 $(GO) build -o $(SQLC) github.com/sqlc-dev/sqlc/cmd/sqlc
+
+$(ATLAS): tools/atlas/go.mod tools/atlas/go.sum
+	@echo "building atlas (first use; takes a couple of minutes)..."
+	cd tools/atlas && $(GO) build -o $(ATLAS) ariga.io/atlas/cmd/atlas
+
+.PHONY: run
+run: ## Run the demo walkthrough (starts a throwaway PostgreSQL unless DATABASE_URL is set).
+	$(GO) run ./cmd/deploydb demo
+
+.PHONY: test
+test: ## Run all tests against a real PostgreSQL (see README: where tests get PostgreSQL).
+	$(GO) test -count=1 ./...
+
+.PHONY: generate
+generate: $(SQLC) ## Regenerate gen/ from queries/ with sqlc.
+	$(SQLC) generate
+
+.PHONY: migration
+migration: $(ATLAS) ## Write a migration for the schema.hcl changes: make migration NAME=add_x.
+	@test -n "$(NAME)" || { echo "usage: make migration NAME=short_description" >&2; exit 2; }
+	$(DEVDB) $(ATLAS) migrate diff --env local $(NAME)
+
+.PHONY: build
+build: ## Build the deploydb binary into ./bin.
+	$(GO) build -o $(BIN)/deploydb ./cmd/deploydb
+
+.PHONY: check
+check: $(SQLC) $(ATLAS) ## gofmt, go vet, sqlc diff, atlas migrate validate, and "schema.hcl needs no new migration".
+	@echo "== gofmt"; out=$$(gofmt -l .); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@echo "== go vet"; $(GO) vet ./...
+	@echo "== sqlc diff (gen/ matches queries/)"; $(SQLC) diff || { echo "gen/ is stale: run make generate" >&2; exit 1; }
+	@echo "== atlas migrate validate (atlas.sum)"; $(ATLAS) migrate validate --dir file://db/migrations
+	@echo "== schema.hcl matches db/migrations"; $(DEVDB) ./scripts/check-schema-drift.sh $(ATLAS)
