@@ -31,7 +31,7 @@ func Checksum() string {
 	if err != nil {
 		panic(fmt.Sprintf("db: hash embedded migrations: %v", err))
 	}
-	return sum.Sum()
+	return "h1:" + sum.Sum()
 }
 
 // Versions returns the versions of the embedded migration files in order.

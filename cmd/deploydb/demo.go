@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/deploydb/deploydb"
@@ -62,7 +63,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (err err
 	}
 	defer svc.Close()
 	// A run-unique suffix keeps the demo repeatable against a shared database.
-	suffix := fmt.Sprintf("%d", time.Now().Unix()%100000)
+	suffix := strconv.FormatInt(time.Now().UnixNano()%(1<<40), 36)
 
 	w.section("2. Apps, and a name that is not a DNS label")
 	checkout, err := svc.CreateApp(ctx, "checkout-"+suffix)

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -68,7 +69,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "deploydb:", err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "deploydb:") {
+			msg = "deploydb: " + msg
+		}
+		fmt.Fprintln(stderr, msg)
 		return 1
 	}
 	return 0
@@ -78,14 +83,7 @@ func joinArgs(args []string) string {
 	if len(args) > 2 {
 		args = args[:2]
 	}
-	s := ""
-	for i, a := range args {
-		if i > 0 {
-			s += " "
-		}
-		s += a
-	}
-	return s
+	return strings.Join(args, " ")
 }
 
 // urlFlag registers --url on fs and returns a function that resolves it
