@@ -1,0 +1,61 @@
+// Package deploydb is the typed PostgreSQL data layer of a deployment
+// platform: apps, their builds, and deployments of those builds to
+// environments.
+//
+// The schema is declared in schema.hcl and applied by versioned Atlas
+// migrations embedded in package db; the SQL lives in queries/ and is
+// compiled by sqlc into package gen. This package is the thin service on top:
+// it validates input, runs multi-statement work in transactions, maps
+// PostgreSQL errors to typed errors and hands out opaque keyset cursors.
+//
+// # Opening
+//
+//	svc, err := deploydb.Open(ctx, os.Getenv("DATABASE_URL"))
+//	if err != nil { ... }
+//	defer svc.Close()
+//
+// Open builds a pgx pool (10 connections, 30 s connect timeout, 10 min idle
+// time by default; see the With… options). New wraps a pool you already have.
+// Apply the schema first with db.Migrate (or `deploydb migrate up`).
+//
+// # Lifecycles
+//
+// Builds and deployments move through fixed lifecycles, each transition one
+// guarded UPDATE, so two callers racing for the same row cannot both win:
+//
+//	build:      pending -> in_progress | canceled
+//	            in_progress -> succeeded | failed | canceled
+//	deployment: pending -> in_progress | canceled
+//	            in_progress -> deployed | failed | canceled
+//
+// started_at is set when a row enters in_progress and never changes after;
+// finished_at when it reaches a terminal status. Asking for the status a row
+// already has returns the row unchanged, so retries are safe. At most one
+// deployment per app and environment is in_progress at a time.
+//
+// # Errors
+//
+// Failures that callers act on match one of the sentinel errors with
+// errors.Is, and keep the driver error (*pgconn.PgError, pgx.ErrNoRows) in
+// the chain for errors.As:
+//
+//	ErrNotFound           the app, build or deployment does not exist
+//	ErrConflict           duplicate app name; a second in_progress deployment
+//	ErrInvalidTransition  the lifecycle forbids it; the error is a *TransitionError{From, To}
+//	ErrInvalidArgument    bad name, limit, cursor or filter; an undeployable build
+//	ErrInUse              delete refused: a deployment references the build
+//
+// Context deadlines and cancellations stay visible to errors.Is. Errors never
+// contain the database password.
+//
+// # Paging
+//
+// List methods ending in Paged, and ListDeployments, return a Page with at
+// most PageRequest.Size rows (default 20, max 100) and an opaque NextCursor
+// ("" on the last page). Cursors are keyset positions (sort value and id),
+// signed and bound to the list, app and filter that produced them: a tampered
+// or foreign cursor is refused with ErrInvalidArgument. Walking all pages in
+// created_at order returns every row that existed when the walk began exactly
+// once, even while rows are being inserted. Every page is one index range
+// scan, so deep pages cost what the first page costs.
+package deploydb
