@@ -2,6 +2,7 @@ package deploydb
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"time"
 
@@ -160,6 +161,16 @@ func (s *Service) ListDeployments(ctx context.Context, appID int64, filter Deplo
 	pos, err := s.cursors.startPosition(op, l.scope, page.Cursor, l.asc)
 	if err != nil {
 		return Page[Deployment]{}, err
+	}
+	if page.Cursor == "" {
+		// Start the first page at the range bound rather than at the
+		// sentinel, so the index scan begins inside the range: (col, id) <
+		// (end, MinInt64) is col < end, and (col, id) > (start, MinInt64) is
+		// col >= start.
+		pos = position{at: l.end, id: math.MinInt64}
+		if l.asc {
+			pos.at = l.start
+		}
 	}
 	rows, err := s.listDeployments(ctx, appID, l, pos, int32(size+1))
 	if err != nil {
