@@ -108,8 +108,10 @@ func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID int64, li
 // started_at is set when the deployment starts, finished_at when it ends.
 // Asking for the status the deployment already has returns it unchanged
 // (safe to retry). Starting a deployment while another of the same app and
-// environment is in progress returns ErrConflict; an illegal move a
-// *TransitionError (ErrInvalidTransition); a missing deployment ErrNotFound.
+// environment is in progress returns ErrConflict, and so does any change to a
+// deployment created with targets, whose status is derived from its
+// operations; an illegal move returns a *TransitionError
+// (ErrInvalidTransition); a missing deployment ErrNotFound.
 func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to DeploymentStatus) (Deployment, error) {
 	op := "update deployment " + strconv.FormatInt(id, 10) + " status"
 	if !to.Valid() {
@@ -120,10 +122,16 @@ func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to Deplo
 		return d, mapError(opWrite, op, err)
 	}
 	cur, err := s.q.GetDeployment(ctx, id)
-	switch {
-	case err != nil:
+	if err != nil {
 		return Deployment{}, mapError(opRead, op, err)
-	case cur.Status == to:
+	}
+	if derived, err := s.q.HasDeploymentOperations(ctx, id); err != nil {
+		return Deployment{}, mapError(opRead, op, err)
+	} else if derived {
+		return Deployment{}, &Error{Kind: ErrConflict, Op: op,
+			Msg: "the deployment has operations and its status follows them; move its operations instead (TransitionOperation, MarkStarted, ...)"}
+	}
+	if cur.Status == to {
 		return cur, nil
 	}
 	return Deployment{}, &TransitionError{Entity: "deployment", ID: id, From: string(cur.Status), To: string(to)}

@@ -14,8 +14,10 @@ import (
 var (
 	// ErrNotFound reports that a row (app, build, deployment) does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrConflict reports a uniqueness conflict: a duplicate app name, or a
-	// second deployment in progress for the same app and environment.
+	// ErrConflict reports a request that conflicts with the current state: a
+	// duplicate app name, a second deployment in progress for the same app
+	// and environment, or a manual status change to a deployment whose status
+	// is derived from its operations.
 	ErrConflict = errors.New("conflict")
 	// ErrInvalidTransition reports a status change the lifecycle does not
 	// allow. The error is a *TransitionError carrying From and To.
@@ -95,14 +97,17 @@ const (
 
 // constraintMessages explains the constraints a caller can violate.
 var constraintMessages = map[string]string{
-	"apps_name_key":                    "an app with this name already exists",
-	"apps_name_format":                 "app name must be a lowercase DNS label (a-z, 0-9, '-', 1-63 characters)",
-	"builds_app_id_fkey":               "the app does not exist",
-	"builds_source_version_length":     "source version must be 1-255 characters",
-	"deployments_app_id_fkey":          "the app does not exist",
-	"deployments_build_id_app_id_fkey": "the build is deployed by at least one deployment",
-	"deployments_one_in_progress_key":  "another deployment of this app to this environment is in progress",
-	"deployments_environment_format":   "environment must be a lowercase DNS label (a-z, 0-9, '-', 1-63 characters)",
+	"apps_name_key":                                  "an app with this name already exists",
+	"apps_name_format":                               "app name must be a lowercase DNS label (a-z, 0-9, '-', 1-63 characters)",
+	"builds_app_id_fkey":                             "the app does not exist",
+	"builds_source_version_length":                   "source version must be 1-255 characters",
+	"deployments_app_id_fkey":                        "the app does not exist",
+	"deployments_build_id_app_id_fkey":               "the build is deployed by at least one deployment",
+	"deployments_one_in_progress_key":                "another deployment of this app to this environment is in progress",
+	"deployments_environment_format":                 "environment must be a lowercase DNS label (a-z, 0-9, '-', 1-63 characters)",
+	"deployment_operations_deployment_id_target_key": "the deployment already has an operation on this target",
+	"deployment_operations_deployment_id_fkey":       "the deployment does not exist",
+	"deployment_operations_target_format":            "target must be 1-63 characters of a-z, 0-9, '-' and '.'",
 }
 
 // mapError is the one place that turns driver errors into deploydb's typed

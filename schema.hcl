@@ -341,3 +341,111 @@ table "deployments" {
     expr = "finished_at IS NULL OR started_at IS NULL OR finished_at >= started_at"
   }
 }
+
+table "deployment_operations" {
+  schema  = schema.public
+  comment = "The rollout of one deployment to one target (cluster, region)."
+  column "id" {
+    null = false
+    type = bigint
+    identity {
+      generated = ALWAYS
+    }
+  }
+  column "deployment_id" {
+    null = false
+    type = bigint
+  }
+  column "target" {
+    null    = false
+    type    = text
+    comment = "Lowercase name: a-z, 0-9, '-' and '.', 1-63 characters."
+  }
+  column "state" {
+    null    = false
+    type    = text
+    default = "pending"
+  }
+  column "attempt" {
+    null    = false
+    type    = integer
+    default = 1
+    comment = "1 for the first run; each retry after a failure adds one."
+  }
+  column "last_error" {
+    null    = true
+    type    = text
+    comment = "Why the latest failed attempt failed; kept across retries."
+  }
+  column "claimed_by" {
+    null    = true
+    type    = text
+    comment = "The worker that claimed the operation with ClaimNextOperation."
+  }
+  column "claimed_at" {
+    null = true
+    type = timestamptz
+  }
+  column "started_at" {
+    null = true
+    type = timestamptz
+  }
+  column "finished_at" {
+    null = true
+    type = timestamptz
+  }
+  column "created_at" {
+    null    = false
+    type    = timestamptz
+    default = sql("now()")
+  }
+  column "updated_at" {
+    null    = false
+    type    = timestamptz
+    default = sql("now()")
+  }
+  primary_key {
+    columns = [column.id]
+  }
+  foreign_key "deployment_operations_deployment_id_fkey" {
+    columns     = [column.deployment_id]
+    ref_columns = [table.deployments.column.id]
+    on_update   = NO_ACTION
+    on_delete   = CASCADE
+  }
+  // One operation per target of a deployment; also serves
+  // ListDeploymentOperations and GetOperationByDeploymentAndTarget.
+  index "deployment_operations_deployment_id_target_key" {
+    unique  = true
+    columns = [column.deployment_id, column.target]
+  }
+  // "What is active on this target" and the claim of the oldest pending
+  // operation of a target.
+  index "deployment_operations_target_state_created_at_id_idx" {
+    columns = [column.target, column.state, column.created_at, column.id]
+  }
+  check "deployment_operations_target_format" {
+    expr = "target ~ '^[a-z0-9]([-.a-z0-9]{0,61}[a-z0-9])?$'"
+  }
+  check "deployment_operations_state_valid" {
+    expr = "state IN ('pending', 'running', 'waiting_for_cutover', 'cutting_over', 'completed', 'failed', 'stopped', 'reverted')"
+  }
+  check "deployment_operations_attempt_positive" {
+    expr = "attempt >= 1"
+  }
+  check "deployment_operations_started_at_set" {
+    expr = "state NOT IN ('running', 'waiting_for_cutover', 'cutting_over', 'completed', 'failed', 'reverted') OR started_at IS NOT NULL"
+  }
+  check "deployment_operations_finished_at_iff_terminal" {
+    expr = "(state IN ('completed', 'failed', 'stopped', 'reverted')) = (finished_at IS NOT NULL)"
+  }
+  check "deployment_operations_finished_after_started" {
+    expr = "finished_at IS NULL OR started_at IS NULL OR finished_at >= started_at"
+  }
+  check "deployment_operations_claim_pair" {
+    expr = "(claimed_by IS NULL) = (claimed_at IS NULL)"
+  }
+  check "deployment_operations_last_error_length" {
+    expr = "char_length(last_error) <= 4096"
+  }
+}

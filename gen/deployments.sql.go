@@ -801,19 +801,86 @@ func (q *Queries) ListUpdatedDeploymentsPagedAsc(ctx context.Context, arg ListUp
 	return items, nil
 }
 
+const lockDeployment = `-- name: LockDeployment :one
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+WHERE id = $1
+FOR NO KEY UPDATE
+`
+
+// LockDeployment reads a deployment and locks it until the transaction ends,
+// so that its derived status is recomputed by one transaction at a time.
+func (q *Queries) LockDeployment(ctx context.Context, id int64) (Deployment, error) {
+	row := q.db.QueryRow(ctx, lockDeployment, id)
+	var i Deployment
+	err := row.Scan(
+		&i.ID,
+		&i.AppID,
+		&i.BuildID,
+		&i.Environment,
+		&i.Status,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
+const setDerivedDeploymentStatus = `-- name: SetDerivedDeploymentStatus :one
+UPDATE deployments
+SET status      = $1,
+    started_at  = $2,
+    finished_at = $3,
+    updated_at  = now()
+WHERE id = $4
+RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at
+`
+
+type SetDerivedDeploymentStatusParams struct {
+	Status     status.Deployment `json:"status"`
+	StartedAt  *time.Time        `json:"started_at"`
+	FinishedAt *time.Time        `json:"finished_at"`
+	ID         int64             `json:"id"`
+}
+
+// SetDerivedDeploymentStatus stores the status and timestamps derived from a
+// deployment's operations (see DeriveDeploymentStatus).
+func (q *Queries) SetDerivedDeploymentStatus(ctx context.Context, arg SetDerivedDeploymentStatusParams) (Deployment, error) {
+	row := q.db.QueryRow(ctx, setDerivedDeploymentStatus,
+		arg.Status,
+		arg.StartedAt,
+		arg.FinishedAt,
+		arg.ID,
+	)
+	var i Deployment
+	err := row.Scan(
+		&i.ID,
+		&i.AppID,
+		&i.BuildID,
+		&i.Environment,
+		&i.Status,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
 const updateDeploymentStatus = `-- name: UpdateDeploymentStatus :one
 UPDATE deployments
 SET status      = $1::text,
     updated_at  = now(),
     started_at  = CASE WHEN $1::text = 'in_progress' THEN COALESCE(started_at, now()) ELSE started_at END,
     finished_at = CASE WHEN $1::text IN ('deployed', 'failed', 'canceled') THEN GREATEST(now(), started_at) ELSE finished_at END
-WHERE id = $2
+WHERE deployments.id = $2
   AND (status, $1::text) IN (
         VALUES ('pending', 'in_progress'),
                ('pending', 'canceled'),
                ('in_progress', 'deployed'),
                ('in_progress', 'failed'),
                ('in_progress', 'canceled'))
+  AND NOT EXISTS (SELECT 1 FROM deployment_operations o WHERE o.deployment_id = deployments.id)
 RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at
 `
 
@@ -825,8 +892,8 @@ type UpdateDeploymentStatusParams struct {
 // UpdateDeploymentStatus moves a deployment to status new_status if, and
 // only if, the deployment lifecycle (pending -> in_progress | canceled;
 // in_progress -> deployed | failed | canceled) allows it from the current
-// status; it returns no row
-// otherwise. Starting a second deployment of the same app and environment
+// status; it returns no row otherwise, and for a deployment whose status is derived from its
+// operations. Starting a second deployment of the same app and environment
 // violates deployments_one_in_progress_key (23505).
 func (q *Queries) UpdateDeploymentStatus(ctx context.Context, arg UpdateDeploymentStatusParams) (Deployment, error) {
 	row := q.db.QueryRow(ctx, updateDeploymentStatus, arg.NewStatus, arg.ID)

@@ -45,3 +45,23 @@ type Deployment struct {
 	StartedAt   *time.Time        `json:"started_at"`
 	FinishedAt  *time.Time        `json:"finished_at"`
 }
+
+// The rollout of one deployment to one target (cluster, region).
+type DeploymentOperation struct {
+	ID           int64 `json:"id"`
+	DeploymentID int64 `json:"deployment_id"`
+	// Lowercase name: a-z, 0-9, '-' and '.', 1-63 characters.
+	Target string           `json:"target"`
+	State  status.Operation `json:"state"`
+	// 1 for the first run; each retry after a failure adds one.
+	Attempt int32 `json:"attempt"`
+	// Why the latest failed attempt failed; kept across retries.
+	LastError *string `json:"last_error"`
+	// The worker that claimed the operation with ClaimNextOperation.
+	ClaimedBy  *string    `json:"claimed_by"`
+	ClaimedAt  *time.Time `json:"claimed_at"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+}

@@ -9,6 +9,14 @@ import (
 )
 
 type Querier interface {
+	// ClaimNextOperation moves the oldest pending operation on a target to
+	// running and records the worker. FOR UPDATE SKIP LOCKED lets many workers
+	// claim at once without ever taking the same row; operations whose
+	// deployment cannot start (another deployment of the same app and
+	// environment is in progress) are passed over. Served by
+	// deployment_operations_target_state_created_at_id_idx and
+	// deployments_one_in_progress_key.
+	ClaimNextOperation(ctx context.Context, arg ClaimNextOperationParams) (DeploymentOperation, error)
 	// CreateApp inserts an app. A duplicate name violates apps_name_key (23505);
 	// a malformed name violates apps_name_format (23514).
 	CreateApp(ctx context.Context, name string) (App, error)
@@ -21,6 +29,9 @@ type Querier interface {
 	// build belongs to the app and has succeeded; otherwise it returns no row and
 	// the caller reads the build to say why.
 	CreateDeployment(ctx context.Context, arg CreateDeploymentParams) (Deployment, error)
+	// CreateDeploymentOperations inserts one pending operation per target of a
+	// deployment, in one statement.
+	CreateDeploymentOperations(ctx context.Context, arg CreateDeploymentOperationsParams) ([]DeploymentOperation, error)
 	// DeleteApp deletes an app with its builds and deployments (ON DELETE
 	// CASCADE) and returns the number of apps deleted (0 or 1).
 	DeleteApp(ctx context.Context, id int64) (int64, error)
@@ -30,6 +41,9 @@ type Querier interface {
 	// DeleteDeployment deletes a deployment and returns the number deleted (0 or
 	// 1).
 	DeleteDeployment(ctx context.Context, id int64) (int64, error)
+	// DeleteDeploymentOperations deletes every operation of a deployment and
+	// returns how many were deleted.
+	DeleteDeploymentOperations(ctx context.Context, deploymentID int64) (int64, error)
 	// GetApp returns the app with the given id (primary key).
 	GetApp(ctx context.Context, id int64) (App, error)
 	// GetAppByName returns the app with the given name (apps_name_key).
@@ -48,6 +62,18 @@ type Querier interface {
 	// GetLatestSuccessfulBuild returns an app's newest succeeded build. Served by
 	// builds_app_id_status_created_at_id_idx.
 	GetLatestSuccessfulBuild(ctx context.Context, appID int64) (Build, error)
+	// GetOperation returns the operation with the given id (primary key).
+	GetOperation(ctx context.Context, id int64) (DeploymentOperation, error)
+	// GetOperationByDeploymentAndTarget returns a deployment's operation on one
+	// target. Served by deployment_operations_deployment_id_target_key.
+	GetOperationByDeploymentAndTarget(ctx context.Context, arg GetOperationByDeploymentAndTargetParams) (DeploymentOperation, error)
+	// HasDeploymentOperations reports whether a deployment's status is derived
+	// from operations.
+	HasDeploymentOperations(ctx context.Context, deploymentID int64) (bool, error)
+	// ListActiveOperationsByTarget returns the operations under way on a target
+	// (running, waiting_for_cutover, cutting_over), oldest first, at most
+	// max_rows. Served by deployment_operations_target_state_created_at_id_idx.
+	ListActiveOperationsByTarget(ctx context.Context, arg ListActiveOperationsByTargetParams) ([]DeploymentOperation, error)
 	// ListAppBuilds returns an app's newest builds, at most max_rows of them.
 	// Served by builds_app_id_created_at_id_idx.
 	ListAppBuilds(ctx context.Context, arg ListAppBuildsParams) ([]Build, error)
@@ -68,6 +94,12 @@ type Querier interface {
 	// ListAppsPaged returns one keyset page of apps, newest first, strictly
 	// after the (created_at, id) cursor. Served by apps_created_at_id_idx.
 	ListAppsPaged(ctx context.Context, arg ListAppsPagedParams) ([]App, error)
+	// ListDeploymentOperationStates returns what the deployment's derived status
+	// is computed from. Served by deployment_operations_deployment_id_target_key.
+	ListDeploymentOperationStates(ctx context.Context, deploymentID int64) ([]ListDeploymentOperationStatesRow, error)
+	// ListDeploymentOperations returns a deployment's operations ordered by
+	// target. Served by deployment_operations_deployment_id_target_key.
+	ListDeploymentOperations(ctx context.Context, deploymentID int64) ([]DeploymentOperation, error)
 	// ListEnvironmentDeploymentsPaged returns one keyset page of an app's
 	// deployments to one environment, newest first. Served by
 	// deployments_app_id_environment_created_at_id_idx.
@@ -100,6 +132,19 @@ type Querier interface {
 	// ListUpdatedDeploymentsPagedAsc is ListUpdatedDeploymentsPaged, least
 	// recently updated first.
 	ListUpdatedDeploymentsPagedAsc(ctx context.Context, arg ListUpdatedDeploymentsPagedAscParams) ([]Deployment, error)
+	// LockDeployment reads a deployment and locks it until the transaction ends,
+	// so that its derived status is recomputed by one transaction at a time.
+	LockDeployment(ctx context.Context, id int64) (Deployment, error)
+	// SetDerivedDeploymentStatus stores the status and timestamps derived from a
+	// deployment's operations (see DeriveDeploymentStatus).
+	SetDerivedDeploymentStatus(ctx context.Context, arg SetDerivedDeploymentStatusParams) (Deployment, error)
+	// TransitionOperation moves an operation to new_state if, and only if, the
+	// operation state machine allows it from the current state; it returns no
+	// row otherwise. A retry (failed -> pending) adds one to attempt and keeps
+	// last_error; moving back to pending releases the claim; started_at is set
+	// once; finished_at is set on completed, failed, stopped and reverted and
+	// cleared on pending.
+	TransitionOperation(ctx context.Context, arg TransitionOperationParams) (DeploymentOperation, error)
 	// UpdateBuildStatus moves a build to status new_status if, and only if, the
 	// build lifecycle (pending -> in_progress | canceled; in_progress ->
 	// succeeded | failed | canceled) allows it from the current status; it returns no row
@@ -110,8 +155,8 @@ type Querier interface {
 	// UpdateDeploymentStatus moves a deployment to status new_status if, and
 	// only if, the deployment lifecycle (pending -> in_progress | canceled;
 	// in_progress -> deployed | failed | canceled) allows it from the current
-	// status; it returns no row
-	// otherwise. Starting a second deployment of the same app and environment
+	// status; it returns no row otherwise, and for a deployment whose status is derived from its
+	// operations. Starting a second deployment of the same app and environment
 	// violates deployments_one_in_progress_key (23505).
 	UpdateDeploymentStatus(ctx context.Context, arg UpdateDeploymentStatusParams) (Deployment, error)
 }

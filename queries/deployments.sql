@@ -150,21 +150,22 @@ LIMIT @max_rows;
 -- UpdateDeploymentStatus moves a deployment to status new_status if, and
 -- only if, the deployment lifecycle (pending -> in_progress | canceled;
 -- in_progress -> deployed | failed | canceled) allows it from the current
--- status; it returns no row
--- otherwise. Starting a second deployment of the same app and environment
+-- status; it returns no row otherwise, and for a deployment whose status is derived from its
+-- operations. Starting a second deployment of the same app and environment
 -- violates deployments_one_in_progress_key (23505).
 UPDATE deployments
 SET status      = @new_status::text,
     updated_at  = now(),
     started_at  = CASE WHEN @new_status::text = 'in_progress' THEN COALESCE(started_at, now()) ELSE started_at END,
     finished_at = CASE WHEN @new_status::text IN ('deployed', 'failed', 'canceled') THEN GREATEST(now(), started_at) ELSE finished_at END
-WHERE id = @id
+WHERE deployments.id = @id
   AND (status, @new_status::text) IN (
         VALUES ('pending', 'in_progress'),
                ('pending', 'canceled'),
                ('in_progress', 'deployed'),
                ('in_progress', 'failed'),
                ('in_progress', 'canceled'))
+  AND NOT EXISTS (SELECT 1 FROM deployment_operations o WHERE o.deployment_id = deployments.id)
 RETURNING *;
 
 -- name: DeleteDeployment :execrows
@@ -172,3 +173,21 @@ RETURNING *;
 -- 1).
 DELETE FROM deployments
 WHERE id = @id;
+
+-- name: LockDeployment :one
+-- LockDeployment reads a deployment and locks it until the transaction ends,
+-- so that its derived status is recomputed by one transaction at a time.
+SELECT * FROM deployments
+WHERE id = @id
+FOR NO KEY UPDATE;
+
+-- name: SetDerivedDeploymentStatus :one
+-- SetDerivedDeploymentStatus stores the status and timestamps derived from a
+-- deployment's operations (see DeriveDeploymentStatus).
+UPDATE deployments
+SET status      = @status,
+    started_at  = sqlc.narg('started_at'),
+    finished_at = sqlc.narg('finished_at'),
+    updated_at  = now()
+WHERE id = @id
+RETURNING *;

@@ -75,3 +75,59 @@ func (s Deployment) Terminal() bool {
 
 // String returns the status as stored in the database.
 func (s Deployment) String() string { return string(s) }
+
+// Operation is the state of a deployment operation: the rollout of one
+// deployment to one target.
+type Operation string
+
+// Operation states. The transitions are
+//
+//	pending             -> running | stopped
+//	running             -> waiting_for_cutover | completed | failed | stopped
+//	waiting_for_cutover -> cutting_over | failed | stopped
+//	cutting_over        -> completed | failed
+//	completed           -> reverted
+//	failed              -> pending (retry)
+//	stopped             -> pending (resume)
+const (
+	OperationPending           Operation = "pending"
+	OperationRunning           Operation = "running"
+	OperationWaitingForCutover Operation = "waiting_for_cutover"
+	OperationCuttingOver       Operation = "cutting_over"
+	OperationCompleted         Operation = "completed"
+	OperationFailed            Operation = "failed"
+	OperationStopped           Operation = "stopped"
+	OperationReverted          Operation = "reverted"
+)
+
+// Operations lists every operation state.
+var Operations = []Operation{
+	OperationPending, OperationRunning, OperationWaitingForCutover, OperationCuttingOver,
+	OperationCompleted, OperationFailed, OperationStopped, OperationReverted,
+}
+
+// Valid reports whether s is one of the operation states.
+func (s Operation) Valid() bool {
+	switch s {
+	case OperationPending, OperationRunning, OperationWaitingForCutover, OperationCuttingOver,
+		OperationCompleted, OperationFailed, OperationStopped, OperationReverted:
+		return true
+	}
+	return false
+}
+
+// Active reports whether work is under way on the target: running,
+// waiting_for_cutover or cutting_over.
+func (s Operation) Active() bool {
+	return s == OperationRunning || s == OperationWaitingForCutover || s == OperationCuttingOver
+}
+
+// Finished reports whether the operation has stopped moving for now
+// (completed, failed, stopped or reverted); finished_at is set exactly then.
+// failed and stopped can still be moved back to pending.
+func (s Operation) Finished() bool {
+	return s == OperationCompleted || s == OperationFailed || s == OperationStopped || s == OperationReverted
+}
+
+// String returns the state as stored in the database.
+func (s Operation) String() string { return string(s) }

@@ -1,0 +1,339 @@
+package deploydb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/status"
+)
+
+// Operation is the rollout of one deployment to one target (a cluster, a
+// region). Its state moves through the operation state machine; the parent
+// deployment's status is derived from its operations' states.
+type Operation = gen.DeploymentOperation
+
+// OperationState is the state of an operation; see package status.
+type OperationState = status.Operation
+
+// Operation states.
+const (
+	OperationPending           = status.OperationPending
+	OperationRunning           = status.OperationRunning
+	OperationWaitingForCutover = status.OperationWaitingForCutover
+	OperationCuttingOver       = status.OperationCuttingOver
+	OperationCompleted         = status.OperationCompleted
+	OperationFailed            = status.OperationFailed
+	OperationStopped           = status.OperationStopped
+	OperationReverted          = status.OperationReverted
+)
+
+// Limits on operation input.
+const (
+	// MaxTargets is the most targets one deployment may have.
+	MaxTargets = 1000
+	// MaxLastErrorLen is the longest failure reason kept, in characters.
+	MaxLastErrorLen = 4096
+	// MaxWorkerLen is the longest worker name ClaimNextOperation accepts.
+	MaxWorkerLen = 255
+)
+
+// validTarget reports whether s is a target name: 1-63 characters of a-z,
+// 0-9, '-' and '.', starting and ending with a letter or digit.
+func validTarget(s string) bool {
+	if len(s) == 0 || len(s) > 63 || !isAlnum(s[0]) || !isAlnum(s[len(s)-1]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+func checkTarget(op, t string) error {
+	if !validTarget(t) {
+		return invalidArg(op, "target %q must be 1-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit", truncate(t))
+	}
+	return nil
+}
+
+func checkText(op, what, s string, max int) error {
+	switch {
+	case !utf8.ValidString(s):
+		return invalidArg(op, "%s is not valid UTF-8", what)
+	case strings.IndexByte(s, 0) >= 0:
+		return invalidArg(op, "%s contains a NUL byte", what)
+	case utf8.RuneCountInString(s) > max:
+		return invalidArg(op, "%s is %d characters; at most %d are allowed", what, utf8.RuneCountInString(s), max)
+	}
+	return nil
+}
+
+// CreateDeploymentWithTargets creates a deployment of a build to an
+// environment together with one pending operation per target, in one
+// transaction. The targets must be distinct valid names (at most
+// MaxTargets); otherwise, or when the build cannot be deployed, nothing is
+// written. The deployment's status is then derived from its operations.
+func (s *Service) CreateDeploymentWithTargets(ctx context.Context, appID, buildID int64, environment string, targets []string) (Deployment, []Operation, error) {
+	op := "create deployment of build " + strconv.FormatInt(buildID, 10) + " with targets"
+	if len(targets) == 0 {
+		return Deployment{}, nil, invalidArg(op, "at least one target is required")
+	}
+	if len(targets) > MaxTargets {
+		return Deployment{}, nil, invalidArg(op, "%d targets; at most %d are allowed", len(targets), MaxTargets)
+	}
+	seen := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		if err := checkTarget(op, t); err != nil {
+			return Deployment{}, nil, err
+		}
+		if seen[t] {
+			return Deployment{}, nil, invalidArg(op, "target %q is listed twice", t)
+		}
+		seen[t] = true
+	}
+	var (
+		d   Deployment
+		ops []Operation
+	)
+	err := s.InTx(ctx, func(tx *Service) error {
+		var err error
+		if d, err = tx.CreateDeployment(ctx, appID, buildID, environment); err != nil {
+			return err
+		}
+		ops, err = tx.q.CreateDeploymentOperations(ctx, gen.CreateDeploymentOperationsParams{DeploymentID: d.ID, Targets: targets})
+		return mapError(opWrite, op, err)
+	})
+	if err != nil {
+		return Deployment{}, nil, err
+	}
+	return d, ops, nil
+}
+
+// GetOperation returns the operation with the given id, or ErrNotFound.
+func (s *Service) GetOperation(ctx context.Context, id int64) (Operation, error) {
+	o, err := s.q.GetOperation(ctx, id)
+	return o, mapError(opRead, "get operation "+strconv.FormatInt(id, 10), err)
+}
+
+// GetOperationByDeploymentAndTarget returns a deployment's operation on a
+// target, or ErrNotFound.
+func (s *Service) GetOperationByDeploymentAndTarget(ctx context.Context, deploymentID int64, target string) (Operation, error) {
+	const op = "get operation by deployment and target"
+	if err := checkTarget(op, target); err != nil {
+		return Operation{}, err
+	}
+	o, err := s.q.GetOperationByDeploymentAndTarget(ctx, gen.GetOperationByDeploymentAndTargetParams{DeploymentID: deploymentID, Target: target})
+	return o, mapError(opRead, op, err)
+}
+
+// ListDeploymentOperations returns a deployment's operations ordered by
+// target (empty for a deployment without operations).
+func (s *Service) ListDeploymentOperations(ctx context.Context, deploymentID int64) ([]Operation, error) {
+	ops, err := s.q.ListDeploymentOperations(ctx, deploymentID)
+	return ops, mapError(opRead, "list deployment operations", err)
+}
+
+// ListActiveOperationsByTarget returns the operations under way on a target
+// (running, waiting_for_cutover or cutting_over), oldest first: limit rows at
+// most (0 means DefaultPageSize, at most MaxPageSize).
+func (s *Service) ListActiveOperationsByTarget(ctx context.Context, target string, limit int) ([]Operation, error) {
+	const op = "list active operations by target"
+	if err := checkTarget(op, target); err != nil {
+		return nil, err
+	}
+	n, err := limitRows(op, limit)
+	if err != nil {
+		return nil, err
+	}
+	ops, err := s.q.ListActiveOperationsByTarget(ctx, gen.ListActiveOperationsByTargetParams{Target: target, MaxRows: n})
+	return ops, mapError(opRead, op, err)
+}
+
+// TransitionOperation moves an operation to state to and, in the same
+// transaction, recomputes its deployment's status (see
+// DeriveDeploymentStatus). lastError is recorded when to is failed and
+// ignored otherwise. The state machine is
+//
+//	pending             -> running | stopped
+//	running             -> waiting_for_cutover | completed | failed | stopped
+//	waiting_for_cutover -> cutting_over | failed | stopped
+//	cutting_over        -> completed | failed
+//	completed           -> reverted
+//	failed              -> pending (retry: attempt + 1, last_error kept)
+//	stopped             -> pending (resume)
+//
+// changed reports whether this call moved the operation. Asking for the
+// state the operation is already in returns it unchanged with changed false
+// (safe to retry). An illegal move returns a *TransitionError; a missing
+// operation ErrNotFound; a move that would start a second deployment of the
+// same app and environment ErrConflict.
+func (s *Service) TransitionOperation(ctx context.Context, id int64, to OperationState, lastError string) (o Operation, changed bool, err error) {
+	op := "transition operation " + strconv.FormatInt(id, 10)
+	if !to.Valid() {
+		return Operation{}, false, invalidArg(op, "unknown operation state %q", truncate(string(to)))
+	}
+	var reason *string
+	if to == OperationFailed && lastError != "" {
+		if err := checkText(op, "failure reason", lastError, MaxLastErrorLen); err != nil {
+			return Operation{}, false, err
+		}
+		reason = &lastError
+	}
+	err = s.InTx(ctx, func(tx *Service) error {
+		moved, err := tx.q.TransitionOperation(ctx, gen.TransitionOperationParams{ID: id, NewState: string(to), LastError: reason})
+		if err == nil {
+			o, changed = moved, true
+			return tx.syncDeployment(ctx, op, moved.DeploymentID)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return mapError(opWrite, op, err)
+		}
+		cur, err := tx.q.GetOperation(ctx, id)
+		switch {
+		case err != nil:
+			return mapError(opRead, op, err)
+		case cur.State == to:
+			o = cur
+			return nil
+		}
+		return &TransitionError{Entity: "operation", ID: id, From: string(cur.State), To: string(to)}
+	})
+	if err != nil {
+		return Operation{}, false, err
+	}
+	return o, changed, nil
+}
+
+func (s *Service) transition(ctx context.Context, id int64, to OperationState, lastError string) (Operation, error) {
+	o, _, err := s.TransitionOperation(ctx, id, to, lastError)
+	return o, err
+}
+
+// MarkStarted moves a pending operation to running.
+func (s *Service) MarkStarted(ctx context.Context, id int64) (Operation, error) {
+	return s.transition(ctx, id, OperationRunning, "")
+}
+
+// MarkWaitingForCutover moves a running operation to waiting_for_cutover.
+func (s *Service) MarkWaitingForCutover(ctx context.Context, id int64) (Operation, error) {
+	return s.transition(ctx, id, OperationWaitingForCutover, "")
+}
+
+// MarkCuttingOver moves an operation waiting for cutover to cutting_over.
+func (s *Service) MarkCuttingOver(ctx context.Context, id int64) (Operation, error) {
+	return s.transition(ctx, id, OperationCuttingOver, "")
+}
+
+// MarkCompleted moves a running or cutting_over operation to completed.
+func (s *Service) MarkCompleted(ctx context.Context, id int64) (Operation, error) {
+	return s.transition(ctx, id, OperationCompleted, "")
+}
+
+// MarkFailed moves an active operation to failed and records reason (at most
+// MaxLastErrorLen characters; "" records none).
+func (s *Service) MarkFailed(ctx context.Context, id int64, reason string) (Operation, error) {
+	return s.transition(ctx, id, OperationFailed, reason)
+}
+
+// Stop moves a pending, running or waiting_for_cutover operation to stopped.
+func (s *Service) Stop(ctx context.Context, id int64) (Operation, error) {
+	return s.transition(ctx, id, OperationStopped, "")
+}
+
+// Retry moves a failed operation (attempt + 1, last_error kept) or a stopped
+// one back to pending, where it can be claimed again.
+func (s *Service) Retry(ctx context.Context, id int64) (Operation, error) {
+	return s.transition(ctx, id, OperationPending, "")
+}
+
+// Revert moves a completed operation to reverted.
+func (s *Service) Revert(ctx context.Context, id int64) (Operation, error) {
+	return s.transition(ctx, id, OperationReverted, "")
+}
+
+// ClaimNextOperation atomically takes the oldest pending operation on a
+// target, moves it to running and records worker as its claimant; in the same
+// transaction the deployment's status is recomputed. Many workers may call it
+// at once: each operation is claimed exactly once. It returns ErrNotFound
+// when nothing on the target is claimable. Operations of a deployment that
+// cannot start because another deployment of the same app and environment is
+// in progress are passed over.
+func (s *Service) ClaimNextOperation(ctx context.Context, target, worker string) (Operation, error) {
+	op := "claim next operation on " + truncate(target)
+	if err := checkTarget(op, target); err != nil {
+		return Operation{}, err
+	}
+	if worker == "" {
+		return Operation{}, invalidArg(op, "worker name is required")
+	}
+	if err := checkText(op, "worker name", worker, MaxWorkerLen); err != nil {
+		return Operation{}, err
+	}
+	var o Operation
+	err := s.InTx(ctx, func(tx *Service) error {
+		var err error
+		o, err = tx.q.ClaimNextOperation(ctx, gen.ClaimNextOperationParams{Target: target, Worker: worker})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return &Error{Kind: ErrNotFound, Op: op, Msg: "no claimable operation", Err: err}
+		}
+		if err != nil {
+			return mapError(opWrite, op, err)
+		}
+		return tx.syncDeployment(ctx, op, o.DeploymentID)
+	})
+	if err != nil {
+		return Operation{}, err
+	}
+	return o, nil
+}
+
+// DeleteDeploymentOperations deletes every operation of a deployment and
+// returns how many there were. The deployment keeps its current status and
+// from then on follows the manual lifecycle.
+func (s *Service) DeleteDeploymentOperations(ctx context.Context, deploymentID int64) (int64, error) {
+	n, err := s.q.DeleteDeploymentOperations(ctx, deploymentID)
+	return n, mapError(opDelete, "delete operations of deployment "+strconv.FormatInt(deploymentID, 10), err)
+}
+
+// syncDeployment locks a deployment and stores the status derived from its
+// operations. It must run in the transaction that changed an operation.
+func (s *Service) syncDeployment(ctx context.Context, op string, deploymentID int64) error {
+	d, err := s.q.LockDeployment(ctx, deploymentID)
+	if err != nil {
+		return mapError(opRead, op, err)
+	}
+	rows, err := s.q.ListDeploymentOperationStates(ctx, deploymentID)
+	if err != nil {
+		return mapError(opRead, op, err)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	states := make([]OperationState, len(rows))
+	for i, r := range rows {
+		states[i] = r.State
+	}
+	st := DeriveDeploymentStatus(states...)
+	started, finished := deriveTimestamps(st, rows)
+	if d.Status == st && sameTime(d.StartedAt, started) && sameTime(d.FinishedAt, finished) {
+		return nil // nothing to write
+	}
+	_, err = s.q.SetDerivedDeploymentStatus(ctx, gen.SetDerivedDeploymentStatusParams{
+		ID: deploymentID, Status: st, StartedAt: started, FinishedAt: finished,
+	})
+	if err != nil {
+		return mapError(opWrite, fmt.Sprintf("%s: set deployment %d status to %s", op, deploymentID, st), err)
+	}
+	return nil
+}
