@@ -286,7 +286,7 @@ type planWant struct {
 }
 
 // bigTables are the tables on which a sequential or bitmap scan is a failure.
-var bigTables = map[string]bool{"apps": true, "builds": true, "deployments": true}
+var bigTables = map[string]bool{"apps": true, "builds": true, "deployments": true, "deployment_operations": true}
 
 // planProblems lists what is wrong with an explained statement: any Sort
 // node, any sequential or bitmap heap scan of a big table, no index scan,
@@ -661,6 +661,8 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 	}}
 	cases = append(cases, listPlanCases(svc, "hot", seed.hotApp, "production", 50, now)...)
 	cases = append(cases, listPlanCases(svc, "small", seed.smallApp, "production", 2, now)...)
+	opsDeployment := seedPlanOperations(t, ctx, pool)
+	cases = append(cases, operationPlanCases(svc, opsDeployment)...)
 
 	checked := time.Now()
 	var reports []planReport
@@ -673,6 +675,7 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ops/ClaimNextOperation", func(t *testing.T) { checkClaimPlans(t, ctx, rec, pool, svc) })
 	t.Logf("%d cases checked in %s\n%s", len(cases), time.Since(checked).Round(time.Millisecond), planTable(reports))
 }
 

@@ -201,8 +201,19 @@ func (q *Queries) HasDeploymentOperations(ctx context.Context, deploymentID int6
 }
 
 const listActiveOperationsByTarget = `-- name: ListActiveOperationsByTarget :many
-SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at FROM deployment_operations
-WHERE target = $1 AND state IN ('running', 'waiting_for_cutover', 'cutting_over')
+SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at FROM (
+    (SELECT r.id, r.deployment_id, r.target, r.state, r.attempt, r.last_error, r.claimed_by, r.claimed_at, r.started_at, r.finished_at, r.created_at, r.updated_at FROM deployment_operations r
+     WHERE r.target = $1 AND r.state = 'running'
+     ORDER BY r.created_at, r.id LIMIT $2)
+    UNION ALL
+    (SELECT w.id, w.deployment_id, w.target, w.state, w.attempt, w.last_error, w.claimed_by, w.claimed_at, w.started_at, w.finished_at, w.created_at, w.updated_at FROM deployment_operations w
+     WHERE w.target = $1 AND w.state = 'waiting_for_cutover'
+     ORDER BY w.created_at, w.id LIMIT $2)
+    UNION ALL
+    (SELECT c.id, c.deployment_id, c.target, c.state, c.attempt, c.last_error, c.claimed_by, c.claimed_at, c.started_at, c.finished_at, c.created_at, c.updated_at FROM deployment_operations c
+     WHERE c.target = $1 AND c.state = 'cutting_over'
+     ORDER BY c.created_at, c.id LIMIT $2)
+) AS active
 ORDER BY created_at, id
 LIMIT $2
 `
@@ -214,7 +225,9 @@ type ListActiveOperationsByTargetParams struct {
 
 // ListActiveOperationsByTarget returns the operations under way on a target
 // (running, waiting_for_cutover, cutting_over), oldest first, at most
-// max_rows. Served by deployment_operations_target_state_created_at_id_idx.
+// max_rows. Each state is one ordered range of
+// deployment_operations_target_state_created_at_id_idx; UNION ALL lets the
+// planner merge the three ranges in order instead of sorting.
 func (q *Queries) ListActiveOperationsByTarget(ctx context.Context, arg ListActiveOperationsByTargetParams) ([]DeploymentOperation, error) {
 	rows, err := q.db.Query(ctx, listActiveOperationsByTarget, arg.Target, arg.MaxRows)
 	if err != nil {

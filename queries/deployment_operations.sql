@@ -33,9 +33,22 @@ WHERE deployment_id = @deployment_id;
 -- name: ListActiveOperationsByTarget :many
 -- ListActiveOperationsByTarget returns the operations under way on a target
 -- (running, waiting_for_cutover, cutting_over), oldest first, at most
--- max_rows. Served by deployment_operations_target_state_created_at_id_idx.
-SELECT * FROM deployment_operations
-WHERE target = @target AND state IN ('running', 'waiting_for_cutover', 'cutting_over')
+-- max_rows. Each state is one ordered range of
+-- deployment_operations_target_state_created_at_id_idx; UNION ALL lets the
+-- planner merge the three ranges in order instead of sorting.
+SELECT * FROM (
+    (SELECT r.* FROM deployment_operations r
+     WHERE r.target = @target AND r.state = 'running'
+     ORDER BY r.created_at, r.id LIMIT @max_rows)
+    UNION ALL
+    (SELECT w.* FROM deployment_operations w
+     WHERE w.target = @target AND w.state = 'waiting_for_cutover'
+     ORDER BY w.created_at, w.id LIMIT @max_rows)
+    UNION ALL
+    (SELECT c.* FROM deployment_operations c
+     WHERE c.target = @target AND c.state = 'cutting_over'
+     ORDER BY c.created_at, c.id LIMIT @max_rows)
+) AS active
 ORDER BY created_at, id
 LIMIT @max_rows;
 

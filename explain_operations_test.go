@@ -1,0 +1,147 @@
+package deploydb_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/deploydb/deploydb"
+)
+
+// Seed of deployment_operations for the plan checks: one operation for each
+// of the first planSeedOperations deployments, on 40 targets, mostly
+// completed, with pending and running ones on every target.
+const (
+	planSeedOperations = 60_000
+	planClaimTarget    = "cluster-7"
+	idxOpsTarget       = "deployment_operations_target_state_created_at_id_idx"
+	idxOpsDeployment   = "deployment_operations_deployment_id_target_key"
+)
+
+const planSeedOperationsSQL = `
+INSERT INTO deployment_operations (deployment_id, target, state, attempt, started_at, finished_at, created_at, updated_at)
+SELECT d.id, 'cluster-' || (d.id % 40),
+       s.state, 1,
+       CASE WHEN s.state = 'pending' THEN NULL ELSE d.created_at + interval '1 minute' END,
+       CASE WHEN s.state = 'completed' THEN d.created_at + interval '5 minutes' END,
+       d.created_at, d.created_at
+FROM (SELECT id, created_at, row_number() OVER (ORDER BY id) AS n FROM deployments ORDER BY id LIMIT $1) d
+CROSS JOIN LATERAL (SELECT CASE WHEN (d.n / 40) % 20 = 0 THEN 'pending' WHEN (d.n / 40) % 20 = 1 THEN 'running' ELSE 'completed' END AS state) s`
+
+// seedPlanOperations loads deployment_operations and analyzes it.
+func seedPlanOperations(t *testing.T, ctx context.Context, pool *pgxpool.Pool) (deploymentID int64) {
+	t.Helper()
+	tag, err := pool.Exec(ctx, planSeedOperationsSQL, planSeedOperations)
+	if err != nil {
+		t.Fatalf("seed operations: %v", err)
+	}
+	if tag.RowsAffected() < 50_000 {
+		t.Fatalf("seeded %d operations, want at least 50,000", tag.RowsAffected())
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE deployment_operations"); err != nil {
+		t.Fatalf("analyze: %v", err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT deployment_id FROM deployment_operations WHERE target = $1 ORDER BY id LIMIT 1`, planClaimTarget).Scan(&deploymentID); err != nil {
+		t.Fatal(err)
+	}
+	return deploymentID
+}
+
+// operationPlanCases are the rollouts list queries.
+func operationPlanCases(svc *deploydb.Service, deploymentID int64) []planCase {
+	return []planCase{
+		{name: "ops/ListDeploymentOperations", query: "ListDeploymentOperations",
+			want: planWant{index: idxOpsDeployment},
+			call: func(ctx context.Context, _ string) (int, string, error) {
+				ops, err := svc.ListDeploymentOperations(ctx, deploymentID)
+				return len(ops), "", err
+			}},
+		{name: "ops/GetOperationByDeploymentAndTarget", query: "GetOperationByDeploymentAndTarget",
+			want: planWant{index: idxOpsDeployment},
+			call: func(ctx context.Context, _ string) (int, string, error) {
+				_, err := svc.GetOperationByDeploymentAndTarget(ctx, deploymentID, planClaimTarget)
+				return 1, "", err
+			}},
+		// Three ordered ranges of the index, merged in order, at the default
+		// limit. (When the limit exceeds the active rows of a state, the
+		// planner may instead fetch that state's rows by bitmap and sort
+		// them: at most limit rows, and cheaper.)
+		{name: "ops/ListActiveOperationsByTarget", query: "ListActiveOperationsByTarget",
+			want: planWant{index: idxOpsTarget},
+			call: func(ctx context.Context, _ string) (int, string, error) {
+				ops, err := svc.ListActiveOperationsByTarget(ctx, planClaimTarget, deploydb.DefaultPageSize)
+				return len(ops), "", err
+			}},
+	}
+}
+
+// checkClaimPlans runs ClaimNextOperation and explains every statement of
+// its transaction: the claim must find its row through the (target, state)
+// index and the deployment's recompute must use primary and unique keys; no
+// statement may scan or sort a big table.
+func checkClaimPlans(t *testing.T, ctx context.Context, rec *queryRecorder, pool *pgxpool.Pool, svc *deploydb.Service) {
+	rec.take()
+	o, err := svc.ClaimNextOperation(ctx, planClaimTarget, "plan-check")
+	if err != nil {
+		t.Fatalf("ClaimNextOperation: %v", err)
+	}
+	wantIndex := map[string]string{
+		"ClaimNextOperation":            idxOpsTarget,
+		"LockDeployment":                "deployments_pkey",
+		"ListDeploymentOperationStates": idxOpsDeployment,
+		"SetDerivedDeploymentStatus":    "deployments_pkey",
+	}
+	seen := map[string]bool{}
+	for _, q := range rec.take() {
+		name := q.name()
+		index, ok := wantIndex[name]
+		if !ok {
+			continue
+		}
+		seen[name] = true
+		e, err := explainCustom(ctx, pool, q)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var problems []string
+		var indexes []string
+		var walk func(n planNode)
+		walk = func(n planNode) {
+			switch n.NodeType {
+			case "Sort", "Incremental Sort":
+				problems = append(problems, n.NodeType+" node")
+			case "Seq Scan", "Bitmap Heap Scan":
+				if bigTables[n.Relation] {
+					problems = append(problems, n.NodeType+" on "+n.Relation)
+				}
+			case "Index Scan", "Index Only Scan":
+				indexes = append(indexes, n.IndexName)
+			}
+			for _, c := range n.Plans {
+				walk(c)
+			}
+		}
+		walk(e.Plan)
+		found := false
+		for _, i := range indexes {
+			found = found || i == index
+		}
+		if !found {
+			problems = append(problems, "no scan of "+index)
+		}
+		t.Logf("%-30s indexes %s, %.3f ms", name, strings.Join(indexes, ", "), e.ExecutionTime)
+		if len(problems) > 0 {
+			t.Errorf("%s: %s\nplan: %s", name, strings.Join(problems, "; "), e.raw)
+		}
+	}
+	for name := range wantIndex {
+		if !seen[name] && !(name == "SetDerivedDeploymentStatus") {
+			t.Errorf("ClaimNextOperation did not send %s", name)
+		}
+	}
+	if o.Target != planClaimTarget || o.State != deploydb.OperationRunning {
+		t.Errorf("claimed %+v", o)
+	}
+}
