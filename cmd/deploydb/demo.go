@@ -211,6 +211,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (err err
 		return err
 	}
 	w.line("DeleteApp(%d): done", search.ID)
+	if err := demoRollout(ctx, w, svc, checkout.ID, latest.ID); err != nil {
+		return err
+	}
 	fmt.Fprintln(stdout, "\nDemo finished.")
 	return nil
 }
@@ -251,4 +254,97 @@ func short(c string) string {
 		return "…" + c[len(c)-16:]
 	}
 	return c
+}
+
+// demoRollout deploys a build to three targets: one is cut over while
+// another waits, one fails and is retried; the deployment's status follows.
+func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, appID, buildID int64) error {
+	w.section("8. A rollout to three targets (CreateDeploymentWithTargets)")
+	d, ops, err := svc.CreateDeploymentWithTargets(ctx, appID, buildID, "canary", []string{"eu-west", "us-east", "ap-south"})
+	if err != nil {
+		return err
+	}
+	w.line("deployment %d to canary with %d operations; deployment status %s", d.ID, len(ops), d.Status)
+	step := func(what string, o deploydb.Operation, err error) error {
+		if err != nil {
+			return err
+		}
+		dep, err := svc.GetDeployment(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		w.line("%-44s %-9s -> %-20s deployment: %s", what, o.Target, o.State, dep.Status)
+		return nil
+	}
+	byTarget := map[string]int64{}
+	for _, o := range ops {
+		byTarget[o.Target] = o.ID
+	}
+	for _, target := range []string{"eu-west", "us-east", "ap-south"} {
+		o, err := svc.ClaimNextOperation(ctx, target, "worker-"+target)
+		if err := step("ClaimNextOperation(worker-"+target+")", o, err); err != nil {
+			return err
+		}
+	}
+	for _, target := range []string{"eu-west", "us-east"} {
+		o, err := svc.MarkWaitingForCutover(ctx, byTarget[target])
+		if err := step("MarkWaitingForCutover", o, err); err != nil {
+			return err
+		}
+	}
+	o, err := svc.MarkCuttingOver(ctx, byTarget["eu-west"])
+	if err := step("MarkCuttingOver (us-east keeps waiting)", o, err); err != nil {
+		return err
+	}
+	o, err = svc.MarkCompleted(ctx, byTarget["eu-west"])
+	if err := step("MarkCompleted", o, err); err != nil {
+		return err
+	}
+	o, err = svc.MarkFailed(ctx, byTarget["ap-south"], "health check timed out")
+	if err := step("MarkFailed(\"health check timed out\")", o, err); err != nil {
+		return err
+	}
+	_, err = svc.MarkCompleted(ctx, byTarget["ap-south"])
+	w.refused("MarkCompleted on the failed ap-south", err, deploydb.ErrInvalidTransition)
+	_, err = svc.UpdateDeploymentStatus(ctx, d.ID, deploydb.DeploymentCanceled)
+	w.refused("a manual status change on a rollout", err, deploydb.ErrConflict)
+	o, err = svc.Retry(ctx, byTarget["ap-south"])
+	if err := step(fmt.Sprintf("Retry (attempt %d, last error kept)", o.Attempt), o, err); err != nil {
+		return err
+	}
+	o, err = svc.ClaimNextOperation(ctx, "ap-south", "worker-ap-south-2")
+	if err := step("ClaimNextOperation(worker-ap-south-2)", o, err); err != nil {
+		return err
+	}
+	o, err = svc.MarkCompleted(ctx, byTarget["ap-south"])
+	if err := step("MarkCompleted", o, err); err != nil {
+		return err
+	}
+	o, err = svc.MarkCuttingOver(ctx, byTarget["us-east"])
+	if err := step("MarkCuttingOver", o, err); err != nil {
+		return err
+	}
+	o, err = svc.MarkCompleted(ctx, byTarget["us-east"])
+	if err := step("MarkCompleted", o, err); err != nil {
+		return err
+	}
+	final, err := svc.ListDeploymentOperations(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	for _, o := range final {
+		lastErr := "-"
+		if o.LastError != nil {
+			lastErr = *o.LastError
+		}
+		w.line("  %-9s %-10s attempt %d, claimed by %s, last error: %s", o.Target, o.State, o.Attempt, deref(o.ClaimedBy), lastErr)
+	}
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "-"
+	}
+	return *s
 }

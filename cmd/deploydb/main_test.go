@@ -63,7 +63,8 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(out, "UNEXPECTED") {
 		t.Fatalf("demo saw unexpected results:\n%s", out)
 	}
-	for _, want := range []string{"refused as expected", "GetDeploymentWithBuild", "page 3:", "Demo finished."} {
+	for _, want := range []string{"refused as expected", "GetDeploymentWithBuild", "page 3:",
+		"waiting_for_cutover", "attempt 2, claimed by worker-ap-south-2", "deployment: deployed", "Demo finished."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
