@@ -33,6 +33,25 @@
 // already has returns the row unchanged, so retries are safe. At most one
 // deployment per app and environment is in_progress at a time.
 //
+// # Rollouts
+//
+// A deployment created with CreateDeploymentWithTargets has one operation
+// per target. Operations move through their own state machine (see
+// TransitionOperation); workers take pending ones with ClaimNextOperation,
+// which never hands the same operation to two workers. After every
+// operation change, in the same transaction, the deployment row is locked
+// and its status recomputed from its operations by DeriveDeploymentStatus:
+//
+//	any running, waiting_for_cutover or cutting_over  in_progress
+//	any failed                                        failed
+//	all completed                                     deployed
+//	all pending                                       pending
+//	any stopped or reverted                           canceled
+//	otherwise (pending and completed only)            in_progress
+//
+// (the first rule that applies wins). Such a deployment refuses manual
+// status changes with ErrConflict.
+//
 // # Errors
 //
 // Failures that callers act on match one of the sentinel errors with
