@@ -63,6 +63,9 @@
 //	ErrInvalidTransition  the lifecycle forbids it; the error is a *TransitionError{From, To}
 //	ErrInvalidArgument    bad name, limit, cursor or filter; an undeployable build
 //	ErrInUse              delete refused: a deployment references the build
+//	ErrRetryable          serialization failure or deadlock that outlived InTx's retries
+//	ErrTimeout            lock_timeout or statement_timeout
+//	ErrUnavailable        connection lost or server shutting down
 //
 // Context deadlines and cancellations stay visible to errors.Is. Errors never
 // contain the database password.

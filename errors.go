@@ -1,8 +1,13 @@
 package deploydb
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -29,6 +34,20 @@ var (
 	// ErrInUse reports a delete refused because other rows still reference the
 	// row (a build that a deployment deploys). Nothing was deleted.
 	ErrInUse = errors.New("in use")
+	// ErrRetryable reports a transaction rolled back by a serialization
+	// failure (40001) or a deadlock (40P01). InTx already retries these;
+	// seeing it means the retries ran out. Running the work again may
+	// succeed.
+	ErrRetryable = errors.New("transaction conflict, retry")
+	// ErrTimeout reports a statement stopped by a timeout: lock_timeout
+	// (55P03), statement_timeout or a cancel (57014). Context deadlines keep
+	// wrapping context.DeadlineExceeded instead.
+	ErrTimeout = errors.New("timed out")
+	// ErrUnavailable reports that the server could not be reached or went
+	// away: the connection failed or was lost, or the server is shutting down
+	// or starting (57P01, 57P02, 57P03, 08xxx, 53300). The outcome of a write
+	// that was in flight is unknown; status transitions are safe to repeat.
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // Error is the error type behind the sentinels: Kind is the sentinel,
@@ -136,12 +155,43 @@ func mapError(kind opKind, op string, err error) error {
 				return &Error{Kind: ErrInUse, Op: op, Msg: msg, Err: err}
 			}
 			return &Error{Kind: ErrNotFound, Op: op, Msg: msg, Err: err}
-		case "23514", "22001", "22021", "22P02", "22007", "22008", "22003": // check, too long, bad encoding, bad text repr, bad datetime, out of range
+		case "23514", "22001", "22021", "22P02", "22007", "22008", "22003", "22P05": // check, too long, bad encoding, bad text repr, bad datetime, out of range, untranslatable
 			return &Error{Kind: ErrInvalidArgument, Op: op, Msg: msg, Err: err}
+		case "40001", "40P01": // serialization_failure, deadlock_detected
+			return &Error{Kind: ErrRetryable, Op: op, Err: err}
+		case "55P03": // lock_not_available (lock_timeout)
+			return &Error{Kind: ErrTimeout, Op: op, Msg: "waiting for a lock", Err: err}
+		case "57014": // query_canceled (statement_timeout, cancel request)
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				break
+			}
+			return &Error{Kind: ErrTimeout, Op: op, Msg: "statement canceled", Err: err}
+		case "57P01", "57P02", "57P03", "53300": // admin/crash shutdown, cannot connect now, too many connections
+			return &Error{Kind: ErrUnavailable, Op: op, Err: err}
 		}
+		if strings.HasPrefix(pgErr.Code, "08") { // connection exception
+			return &Error{Kind: ErrUnavailable, Op: op, Err: err}
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("deploydb: %s: %w", op, err)
+	}
+	if connectionLost(err) {
+		return &Error{Kind: ErrUnavailable, Op: op, Err: err}
 	}
 	// Anything else, including context deadlines and cancellations (the
 	// driver error wraps the context error, so errors.Is(err,
 	// context.DeadlineExceeded) holds), is wrapped with what was being done.
 	return fmt.Errorf("deploydb: %s: %w", op, err)
+}
+
+// connectionLost reports errors that mean the server could not be reached
+// or the connection broke.
+func connectionLost(err error) bool {
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }

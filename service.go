@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,11 +26,13 @@ type conn interface {
 // must not be used after the callback returns.
 type Service struct {
 	pool    *pgxpool.Pool
-	conn    conn
+	root    retryPool // statements outside transactions
+	conn    conn      // root, or tx inside InTx
+	tx      pgx.Tx    // nil outside InTx
 	q       *gen.Queries
 	cursors cursorCodec
+	stats   *counters
 	ownPool bool
-	inTx    bool
 }
 
 // Option configures Open and New.
@@ -41,6 +44,7 @@ type options struct {
 	maxConnIdleTime time.Duration
 	configure       func(*pgxpool.Config)
 	cursorSecret    []byte
+	autoMigrate     *autoMigrate // WithAutoMigrate, in automigrate.go
 }
 
 // WithMaxConns sets the pool's maximum number of connections (default
@@ -100,6 +104,9 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, er
 	if o.configure != nil {
 		o.configure(cfg)
 	}
+	if err := o.autoMigrate.run(ctx, databaseURL); err != nil {
+		return nil, err
+	}
 	pool, err := db.NewPool(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("deploydb: open: %w", err)
@@ -113,12 +120,14 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, er
 // close it.
 func New(pool *pgxpool.Pool, opts ...Option) *Service {
 	o := buildOptions(opts)
-	return &Service{pool: pool, conn: pool, q: gen.New(pool), cursors: cursorCodec{secret: o.cursorSecret}}
+	stats := new(counters)
+	root := retryPool{pool: pool, stats: stats}
+	return &Service{pool: pool, root: root, conn: root, q: gen.New(root), cursors: cursorCodec{secret: o.cursorSecret}, stats: stats}
 }
 
 // Close closes the pool if Open created it.
 func (s *Service) Close() {
-	if s.ownPool && !s.inTx {
+	if s.ownPool && s.tx == nil {
 		s.pool.Close()
 	}
 }
@@ -131,11 +140,85 @@ func (s *Service) Pool() *pgxpool.Pool { return s.pool }
 // driver errors.
 func (s *Service) Queries() *gen.Queries { return s.q }
 
-// InTx runs fn in one transaction: it commits when fn returns nil and rolls
-// back when fn returns an error or panics. The *Service passed to fn runs
-// every call inside the transaction. Nested InTx calls use savepoints.
-func (s *Service) InTx(ctx context.Context, fn func(tx *Service) error) (err error) {
-	tx, err := s.conn.Begin(ctx)
+// Conn returns what this Service runs statements on: inside InTx the
+// transaction, otherwise the pool. Use it to run SQL of your own in the same
+// transaction as Service calls.
+func (s *Service) Conn() gen.DBTX { return s.conn }
+
+// Isolation is a transaction isolation level.
+type Isolation string
+
+// Isolation levels for TxOptions.
+const (
+	ReadCommitted  Isolation = "read committed"
+	RepeatableRead Isolation = "repeatable read"
+	Serializable   Isolation = "serializable"
+)
+
+// DefaultTxAttempts is how often InTx runs a transaction that keeps failing
+// on serialization failures or deadlocks before it gives up.
+const DefaultTxAttempts = 5
+
+// TxOptions configures InTxWith.
+type TxOptions struct {
+	// Isolation is the isolation level; "" means the server's default
+	// (read committed).
+	Isolation Isolation
+	// ReadOnly starts a read-only transaction.
+	ReadOnly bool
+	// LockTimeout and StatementTimeout, when positive, set lock_timeout and
+	// statement_timeout for this transaction only.
+	LockTimeout      time.Duration
+	StatementTimeout time.Duration
+	// MaxAttempts bounds how often the transaction runs when it fails on a
+	// serialization failure (40001) or a deadlock (40P01); 0 means
+	// DefaultTxAttempts and 1 disables retries.
+	MaxAttempts int
+}
+
+// InTx runs fn in one transaction with default TxOptions: see InTxWith.
+func (s *Service) InTx(ctx context.Context, fn func(tx *Service) error) error {
+	return s.InTxWith(ctx, TxOptions{}, fn)
+}
+
+// InTxWith runs fn in one transaction: it commits when fn returns nil and
+// rolls back when fn returns an error or panics. The *Service passed to fn
+// runs every call inside the transaction.
+//
+// When the transaction fails on a serialization failure or a deadlock, it is
+// rolled back and fn runs again, up to opts.MaxAttempts times in all, after
+// a jittered exponential backoff and never past ctx; fn must therefore keep
+// its effects inside the transaction. The retries are counted in Stats.
+// A failure that remains after the last attempt matches ErrRetryable.
+//
+// Called on a Service that is already in a transaction, InTxWith runs fn
+// in a savepoint of it, once, and ignores opts.
+func (s *Service) InTxWith(ctx context.Context, opts TxOptions, fn func(tx *Service) error) error {
+	if s.tx != nil {
+		return s.runTx(ctx, func() (pgx.Tx, error) { return s.tx.Begin(ctx) }, TxOptions{}, fn)
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = DefaultTxAttempts
+	}
+	txOpts := pgx.TxOptions{IsoLevel: pgx.TxIsoLevel(opts.Isolation)}
+	if opts.ReadOnly {
+		txOpts.AccessMode = pgx.ReadOnly
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.runTx(ctx, func() (pgx.Tx, error) { return s.root.BeginTx(ctx, txOpts) }, opts, fn)
+		if err == nil || !retryableTx(err) || attempt >= opts.MaxAttempts || ctx.Err() != nil {
+			return err
+		}
+		if !backoff(ctx, attempt, 10*time.Millisecond, 500*time.Millisecond) {
+			return err
+		}
+		s.stats.tx.Add(1)
+	}
+}
+
+// runTx runs fn once in the transaction begin starts.
+func (s *Service) runTx(ctx context.Context, begin func() (pgx.Tx, error), opts TxOptions, fn func(tx *Service) error) (err error) {
+	tx, err := begin()
 	if err != nil {
 		return mapError(opRead, "begin transaction", err)
 	}
@@ -145,7 +228,14 @@ func (s *Service) InTx(ctx context.Context, fn func(tx *Service) error) (err err
 			err = mapError(opWrite, "roll back transaction", rbErr)
 		}
 	}()
-	txs := &Service{pool: s.pool, conn: tx, q: s.q.WithTx(tx), cursors: s.cursors, inTx: true}
+	for name, d := range map[string]time.Duration{"lock_timeout": opts.LockTimeout, "statement_timeout": opts.StatementTimeout} {
+		if d > 0 {
+			if _, err := tx.Exec(ctx, "SELECT set_config($1, $2, true)", name, strconv.FormatInt(max(d.Milliseconds(), 1), 10)+"ms"); err != nil {
+				return mapError(opWrite, "set "+name, err)
+			}
+		}
+	}
+	txs := &Service{pool: s.pool, root: s.root, conn: tx, tx: tx, q: s.q.WithTx(tx), cursors: s.cursors, stats: s.stats}
 	if err := fn(txs); err != nil {
 		return err
 	}

@@ -1,0 +1,144 @@
+package deploydb
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Stats are counters for metrics. They only grow.
+type Stats struct {
+	// TxRetries counts InTx attempts re-run after a serialization failure
+	// or a deadlock.
+	TxRetries uint64
+	// StatementRetries counts statements re-sent because the driver proved
+	// the first attempt never reached the server.
+	StatementRetries uint64
+}
+
+type counters struct{ tx, stmt atomic.Uint64 }
+
+// Stats returns the retry counters of the Service (shared with the
+// Services InTx hands out).
+func (s *Service) Stats() Stats {
+	return Stats{TxRetries: s.stats.tx.Load(), StatementRetries: s.stats.stmt.Load()}
+}
+
+// maxStatementAttempts bounds how often one statement is sent when the
+// driver reports that it never reached the server.
+const maxStatementAttempts = 3
+
+// backoff sleeps before retry attempt n (1-based) with full jitter on an
+// exponential scale from base up to max, or returns false when ctx ends
+// first.
+func backoff(ctx context.Context, n int, base, max time.Duration) bool {
+	d := base << min(n-1, 16)
+	if d > max || d <= 0 {
+		d = max
+	}
+	d = time.Duration(rand.Int64N(int64(d)) + 1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// retryPool runs statements on the pool and re-sends one, at most
+// maxStatementAttempts times, only when the driver proves the earlier
+// attempt never reached the server (pgconn.SafeToRetry): typically a pooled
+// connection that died while idle. Statements inside a transaction are never
+// re-sent one by one; InTx retries whole transactions instead.
+type retryPool struct {
+	pool  *pgxpool.Pool
+	stats *counters
+}
+
+func (r retryPool) again(ctx context.Context, attempt int, err error) bool {
+	if attempt >= maxStatementAttempts || ctx.Err() != nil || !pgconn.SafeToRetry(err) {
+		return false
+	}
+	if !backoff(ctx, attempt, 5*time.Millisecond, 100*time.Millisecond) {
+		return false
+	}
+	r.stats.stmt.Add(1)
+	return true
+}
+
+func (r retryPool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	for attempt := 1; ; attempt++ {
+		tag, err := r.pool.Exec(ctx, sql, args...)
+		if err == nil || !r.again(ctx, attempt, err) {
+			return tag, err
+		}
+	}
+}
+
+func (r retryPool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	for attempt := 1; ; attempt++ {
+		rows, err := r.pool.Query(ctx, sql, args...)
+		if err == nil || !r.again(ctx, attempt, err) {
+			return rows, err
+		}
+	}
+}
+
+func (r retryPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return retryRow{r: r, ctx: ctx, sql: sql, args: args}
+}
+
+// CopyFrom is not re-sent: its source cannot be replayed.
+func (r retryPool) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	return r.pool.CopyFrom(ctx, table, columns, src)
+}
+
+func (r retryPool) Begin(ctx context.Context) (pgx.Tx, error) {
+	for attempt := 1; ; attempt++ {
+		tx, err := r.pool.Begin(ctx)
+		if err == nil || !r.again(ctx, attempt, err) {
+			return tx, err
+		}
+	}
+}
+
+func (r retryPool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	for attempt := 1; ; attempt++ {
+		tx, err := r.pool.BeginTx(ctx, opts)
+		if err == nil || !r.again(ctx, attempt, err) {
+			return tx, err
+		}
+	}
+}
+
+// retryRow defers the query to Scan, where pgx reports its error.
+type retryRow struct {
+	r    retryPool
+	ctx  context.Context
+	sql  string
+	args []any
+}
+
+func (row retryRow) Scan(dest ...any) error {
+	for attempt := 1; ; attempt++ {
+		err := row.r.pool.QueryRow(row.ctx, row.sql, row.args...).Scan(dest...)
+		if err == nil || errors.Is(err, pgx.ErrNoRows) || !row.r.again(row.ctx, attempt, err) {
+			return err
+		}
+	}
+}
+
+// retryableTx reports whether a transaction failed on a serialization
+// failure or a deadlock, after which running it again may succeed.
+func retryableTx(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
