@@ -31,8 +31,10 @@ func (s *Service) Stats() Stats {
 }
 
 // maxStatementAttempts bounds how often one statement is sent when the
-// driver reports that it never reached the server.
-const maxStatementAttempts = 3
+// driver reports that it never reached the server. With the backoff below
+// the attempts span about two seconds: long enough to ride out a server
+// restart, never longer than the caller's context.
+const maxStatementAttempts = 12
 
 // backoff sleeps before retry attempt n (1-based) with full jitter on an
 // exponential scale from base up to max, or returns false when ctx ends
@@ -54,9 +56,10 @@ func backoff(ctx context.Context, n int, base, max time.Duration) bool {
 }
 
 // retryPool runs statements on the pool and re-sends one, at most
-// maxStatementAttempts times, only when the driver proves the earlier
-// attempt never reached the server (pgconn.SafeToRetry): typically a pooled
-// connection that died while idle. Statements inside a transaction are never
+// maxStatementAttempts times, only when the earlier attempt provably never
+// reached the server (pgconn.SafeToRetry, or no connection could be made):
+// typically a pooled connection that died while idle, or a server that is
+// restarting. Statements inside a transaction are never
 // re-sent one by one; InTx retries whole transactions instead.
 type retryPool struct {
 	pool  *pgxpool.Pool
@@ -64,10 +67,10 @@ type retryPool struct {
 }
 
 func (r retryPool) again(ctx context.Context, attempt int, err error) bool {
-	if attempt >= maxStatementAttempts || ctx.Err() != nil || !pgconn.SafeToRetry(err) {
+	if attempt >= maxStatementAttempts || ctx.Err() != nil || !neverSent(err) {
 		return false
 	}
-	if !backoff(ctx, attempt, 5*time.Millisecond, 100*time.Millisecond) {
+	if !backoff(ctx, attempt, 10*time.Millisecond, 400*time.Millisecond) {
 		return false
 	}
 	r.stats.stmt.Add(1)
@@ -117,6 +120,13 @@ func (r retryPool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, err
 			return tx, err
 		}
 	}
+}
+
+// neverSent reports errors that prove the statement never reached the
+// server: the driver says so, or no connection could be established for it.
+func neverSent(err error) bool {
+	var connErr *pgconn.ConnectError
+	return pgconn.SafeToRetry(err) || errors.As(err, &connErr)
 }
 
 // retryRow defers the query to Scan, where pgx reports its error.

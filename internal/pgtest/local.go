@@ -189,6 +189,7 @@ func startLocal(ctx context.Context) (*Server, error) {
 
 	s := newServer(ProviderLocal, c.adminURL(),
 		fmt.Sprintf("local PostgreSQL %s binaries on 127.0.0.1:%d", bins.major, c.port), c.stop)
+	s.restart = c.restart
 	if err := s.connect(ctx); err != nil {
 		return nil, fmt.Errorf("pgtest: local provider: %w", err)
 	}
@@ -319,6 +320,12 @@ func (c *localCluster) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pgtest: local provider: find a free port: %w", err)
 	}
+	return c.startOn(ctx, port)
+}
+
+// startOn runs the server as our child on port and waits until it accepts
+// connections.
+func (c *localCluster) startOn(ctx context.Context, port int) error {
 	c.port = port
 	logFile, err := os.OpenFile(c.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

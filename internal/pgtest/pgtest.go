@@ -74,7 +74,8 @@ type Server struct {
 	admin    string // URL of the maintenance database, with credentials
 	desc     string // human-readable origin, no credentials
 	pool     *pgxpool.Pool
-	stop     func() error // tears down what Start started; nil for url
+	stop     func() error                                        // tears down what Start started; nil for url
+	restart  func(ctx context.Context, down time.Duration) error // local provider only
 
 	// migrate and checksum default to package db's; tests replace them.
 	migrate  func(ctx context.Context, databaseURL string) error
