@@ -73,7 +73,7 @@ func (c cursorCodec) encode(scope uint64, p position) string {
 }
 
 func (c cursorCodec) decode(op string, scope uint64, s string) (position, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil || len(b) != cursorBodyLen+cursorMACLen || b[0] != cursorVersion {
 		return position{}, invalidArg(op, "malformed page cursor")
 	}

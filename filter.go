@@ -3,6 +3,8 @@ package deploydb
 import (
 	"context"
 	"math"
+	"net/url"
+	"sort"
 	"strconv"
 	"time"
 
@@ -98,6 +100,11 @@ func (f DeploymentFilter) validate(op string, appID int64) (deploymentList, erro
 	if f.Environment != "" {
 		if err := checkName(op, "environment", f.Environment); err != nil {
 			return deploymentList{}, err
+		}
+	}
+	for _, t := range []time.Time{f.FinishedAfter, f.FinishedBefore, f.UpdatedAfter, f.UpdatedBefore} {
+		if !t.IsZero() && (t.Before(rangeStart) || t.After(rangeEnd)) {
+			return rule("range-bounds", "time %s is outside the supported range (years 0001-9999)", t.Format(time.RFC3339))
 		}
 	}
 	finishedRange := !f.FinishedAfter.IsZero() || !f.FinishedBefore.IsZero()
@@ -225,4 +232,66 @@ func (s *Service) listDeployments(ctx context.Context, appID int64, l deployment
 	}
 	return q.ListAppDeploymentsPaged(ctx, gen.ListAppDeploymentsPagedParams{
 		AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+}
+
+// Names of the query parameters ParseDeploymentFilter reads.
+var deploymentFilterParams = map[string]bool{
+	"status": true, "environment": true, "order_by": true, "sort": true,
+	"finished_after": true, "finished_before": true, "updated_after": true, "updated_before": true,
+}
+
+// ParseDeploymentFilter reads a DeploymentFilter from URL query parameters in
+// the GitLab style: status, environment, order_by, sort, and finished_after,
+// finished_before, updated_after, updated_before as RFC 3339 timestamps.
+// Unknown or repeated parameters, malformed values and combinations that
+// ListDeployments would refuse all return ErrInvalidArgument naming the
+// problem. Other parameters of the request (a page size, a cursor) must be
+// removed from values first.
+func ParseDeploymentFilter(values url.Values) (DeploymentFilter, error) {
+	const op = "parse deployment filter"
+	var f DeploymentFilter
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vs := values[k]
+		if !deploymentFilterParams[k] {
+			return DeploymentFilter{}, invalidArg(op, "unknown parameter %q", truncate(k))
+		}
+		if len(vs) != 1 {
+			return DeploymentFilter{}, invalidArg(op, "parameter %s given %d times", k, len(vs))
+		}
+		v := vs[0]
+		switch k {
+		case "status":
+			f.Status = DeploymentStatus(v)
+		case "environment":
+			f.Environment = v
+		case "order_by":
+			f.OrderBy = DeploymentOrder(v)
+		case "sort":
+			f.Sort = SortDirection(v)
+		default:
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return DeploymentFilter{}, invalidArg(op, "%s %q is not an RFC 3339 timestamp", k, truncate(v))
+			}
+			switch k {
+			case "finished_after":
+				f.FinishedAfter = t
+			case "finished_before":
+				f.FinishedBefore = t
+			case "updated_after":
+				f.UpdatedAfter = t
+			case "updated_before":
+				f.UpdatedBefore = t
+			}
+		}
+	}
+	if _, err := f.validate(op, 0); err != nil {
+		return DeploymentFilter{}, err
+	}
+	return f, nil
 }
