@@ -114,7 +114,7 @@ func TestBadInputEndToEnd(t *testing.T) {
 	if after := counts(); after != before {
 		t.Fatalf("rows changed by refused calls: before %v, after %v", before, after)
 	}
-	t.Logf("%d kinds of bad input refused with ErrInvalidArgument; row counts unchanged %v", len(calls), before)
+	figure(t, "BAD", "%d kinds of bad input refused with ErrInvalidArgument; row counts unchanged %v (apps, builds, deployments, operations)", len(calls), before)
 }
 
 // TestRedactionInLogs logs errors from bad DSNs and failed connects through
@@ -148,5 +148,5 @@ func TestRedactionInLogs(t *testing.T) {
 	if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), "Tr0ub4dor") {
 		t.Fatalf("a password leaked into the logs:\n%s", strings.ReplaceAll(logs.String(), secret, "<SECRET>"))
 	}
-	t.Logf("%d bad or unreachable DSNs, logged with slog text and JSON and %%v %%+v %%#v %%s %%q: 0 passwords in %d bytes", len(dsns), logs.Len())
+	figure(t, "S3", "%d bad or unreachable DSNs, errors logged with slog text and JSON and %%v %%+v %%#v %%s %%q: 0 passwords in %d bytes", len(dsns), logs.Len())
 }

@@ -140,6 +140,7 @@ func TestErrorMappingForReal(t *testing.T) {
 			return err
 		}},
 	}
+	mapped := 0
 	for _, c := range checks {
 		err := c.run()
 		var pgErr *pgconn.PgError
@@ -149,9 +150,11 @@ func TestErrorMappingForReal(t *testing.T) {
 		case c.code != "" && (!errors.As(err, &pgErr) || pgErr.Code != c.code):
 			t.Errorf("%s: %v does not wrap SQLSTATE %s", c.name, err, c.code)
 		default:
+			mapped++
 			t.Logf("%-34s -> %v", c.name, err)
 		}
 	}
+	figure(t, "E1", "%d/%d failure conditions triggered for real map to their typed errors (23505, 23503 x2, 23514, 40001, 40P01, 55P03, 57014, 57P01, connection lost, context deadline)", mapped, len(checks))
 }
 
 // writeSkew runs two serializable transactions that each read what the
@@ -245,7 +248,7 @@ func TestInTxRetriesConflicts(t *testing.T) {
 		t.Fatalf("deadlock with retries: %v", err)
 	}
 	retries := svc.Stats().TxRetries - before
-	t.Logf("serialization failure + deadlock resolved with %d transaction retries", retries)
+	figure(t, "E2", "InTx with default retries: a serialization failure and a deadlock both committed after %d transaction retries", retries)
 	if retries < 2 {
 		t.Fatalf("%d retries counted, want at least one per conflict", retries)
 	}
