@@ -72,7 +72,9 @@ type Querier interface {
 	HasDeploymentOperations(ctx context.Context, deploymentID int64) (bool, error)
 	// ListActiveOperationsByTarget returns the operations under way on a target
 	// (running, waiting_for_cutover, cutting_over), oldest first, at most
-	// max_rows. Served by deployment_operations_target_state_created_at_id_idx.
+	// max_rows. Each state is one ordered range of
+	// deployment_operations_target_state_created_at_id_idx; UNION ALL lets the
+	// planner merge the three ranges in order instead of sorting.
 	ListActiveOperationsByTarget(ctx context.Context, arg ListActiveOperationsByTargetParams) ([]DeploymentOperation, error)
 	// ListAppBuilds returns an app's newest builds, at most max_rows of them.
 	// Served by builds_app_id_created_at_id_idx.
