@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -39,6 +40,7 @@ func (s *Service) CreateBuild(ctx context.Context, appID int64, sourceVersion st
 func (s *Service) CreateBuilds(ctx context.Context, rows []BuildRow) (int64, error) {
 	const op = "create builds"
 	now := time.Now()
+	rows = slices.Clone(rows) // defaults are filled in; the caller's slice is left alone
 	for i := range rows {
 		r := &rows[i]
 		if r.Status == "" {

@@ -240,3 +240,16 @@ func TestCreateBuildsCopy(t *testing.T) {
 		t.Fatalf("%d builds after failed batches, want 3", c)
 	}
 }
+
+func TestCreateBuildsLeavesInputAlone(t *testing.T) {
+	t.Parallel()
+	svc, _ := newService(t)
+	app := mustApp(t, svc)
+	rows := []deploydb.BuildRow{{AppID: app.ID}}
+	if _, err := svc.CreateBuilds(ctxT(t), rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows[0].Status != "" || !rows[0].CreatedAt.IsZero() {
+		t.Fatalf("CreateBuilds changed the caller's rows: %+v", rows[0])
+	}
+}
