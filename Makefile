@@ -33,8 +33,13 @@ run: ## Run the demo walkthrough (starts a throwaway PostgreSQL unless DATABASE_
 	$(GO) run ./cmd/deploydb demo
 
 .PHONY: test
-test: ## Run all tests against a real PostgreSQL (see README: where tests get PostgreSQL).
+test: $(ATLAS) ## Run all tests against a real PostgreSQL (see README: where tests get PostgreSQL).
 	$(GO) test -count=1 ./...
+
+.PHONY: migrate-proofs
+migrate-proofs: $(ATLAS) ## Run the migration proof tests verbosely and show their figures.
+	$(GO) test -count=1 -v -run 'TestConcurrentProcesses|TestDDLBehindLongReader|TestDownRoundTrip|TestDownRefusesDataLoss|TestAtlasCLIInterop|TestMigrationsPreserveData|TestExitCodes|TestOpenWithAutoMigrate$$' \
+		. ./db ./cmd/deploydb | grep -E '^\s+\S+_test\.go:[0-9]+: |^ {8}|^(ok|FAIL|--- FAIL)'
 
 .PHONY: generate
 generate: $(SQLC) ## Regenerate gen/ from queries/ with sqlc.
@@ -57,3 +62,4 @@ check: $(SQLC) $(ATLAS) ## gofmt, go vet, sqlc diff, atlas migrate validate, and
 	@echo "== sqlc diff (gen/ matches queries/)"; $(SQLC) diff || { echo "gen/ is stale: run make generate" >&2; exit 1; }
 	@echo "== atlas migrate validate (atlas.sum)"; $(ATLAS) migrate validate --dir file://db/migrations
 	@echo "== schema.hcl matches db/migrations"; $(DEVDB) ./scripts/check-schema-drift.sh $(ATLAS)
+

@@ -1,14 +1,23 @@
-// Command deploydb applies deploydb's embedded migrations and runs a demo
-// walkthrough of the data layer.
+// Command deploydb applies deploydb's embedded migrations, safely from CD
+// pipelines and from many replicas at once, and runs a demo walkthrough of
+// the data layer.
 //
 // Usage:
 //
-//	deploydb migrate up     [--url URL]   apply pending migrations
-//	deploydb migrate status [--url URL]   show which migrations are applied
-//	deploydb demo           [--url URL]   seed sample data and walk through the API
+//	deploydb migrate up [--to VERSION] [--dry-run]     apply pending migrations
+//	deploydb migrate status                            show each migration file's state
+//	deploydb migrate validate                          check the files (and the applied ones)
+//	deploydb migrate down [N | --to VERSION]           roll back the last N files (default 1)
+//	deploydb migrate baseline VERSION                  adopt a database created without deploydb
+//	deploydb demo [--url URL]                          seed sample data and walk through the API
+//	deploydb roles [--url ADMIN_URL]                   create the owner and app roles (least privilege)
 //
-// The database URL comes from --url or DATABASE_URL. demo without either
-// starts a throwaway local PostgreSQL and removes it afterwards.
+// The database URL comes from --url or DATABASE_URL. Every migrate command
+// takes --json for a machine-readable report on stdout and --help for its
+// flags. Exit codes: 0 ok, 1 failed, 2 usage, 3 pending, 4 checksum
+// mismatch, 5 locked, 6 data loss refused (see exitUsage and the README).
+// demo without a URL starts a throwaway local PostgreSQL and removes it
+// afterwards.
 package main
 
 import (
@@ -21,21 +30,46 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"text/tabwriter"
-	"time"
+)
 
-	"github.com/deploydb/deploydb/db"
+// Exit codes. Pipelines branch on them; they are part of the interface.
+const (
+	exitOK       = 0 // success; status: every file applied
+	exitFailed   = 1 // a migration or the command failed; status: a partial/failed file or an invalid index
+	exitUsage    = 2 // bad flags or arguments (an unknown version too), no or unparsable database URL
+	exitPending  = 3 // status: files are waiting to be applied
+	exitChecksum = 4 // files do not match atlas.sum, or an applied file was edited
+	exitLocked   = 5 // another migration run held the lock past --lock-timeout; status: a run is in progress
+	exitDataLoss = 6 // migrate down refused a plan that drops data (rerun with --allow-data-loss)
 )
 
 const usage = `deploydb - the PostgreSQL data layer of a deployment platform
 
 Usage:
-  deploydb migrate up     [--url URL]   apply pending migrations (takes the migration lock)
-  deploydb migrate status [--url URL]   show every migration file and whether it is applied
-  deploydb demo           [--url URL]   seed sample data and print a walkthrough of the API
+  deploydb migrate up [--to VERSION] [--dry-run]   apply pending migrations under the migration lock
+  deploydb migrate status                          show each migration file's state, invalid indexes, the lock holder
+  deploydb migrate validate                        check the migration files (with a URL: and the applied ones)
+  deploydb migrate down [N | --to VERSION]         roll back the last N applied files (default 1)
+  deploydb migrate baseline VERSION                adopt a database whose schema was created without deploydb
+  deploydb demo                                    seed sample data and print a walkthrough of the API
+  deploydb roles [--owner NAME] [--app NAME]       create the migration owner and the DML-only app role
 
 The database URL is read from --url, else from DATABASE_URL. "demo" without
 either starts a throwaway local PostgreSQL and removes it afterwards.
+Every command takes --help; migrate commands take --json.
+
+Exit codes (migrate):
+  0  ok (status: every file applied)
+  1  failed: a statement failed (file, statement and SQLSTATE are printed);
+     status: a file is partial or failed, or an invalid index is left over
+  2  usage: bad flags or arguments (an unknown version too), no or
+     unparsable database URL
+  3  pending: status found files that are not applied yet
+  4  checksum mismatch: the files do not match atlas.sum, or an applied
+     file was edited; nothing was executed
+  5  locked: another migration run held the lock past --lock-timeout
+     (status: a migration is running right now)
+  6  data loss: migrate down refused a plan that drops data
 `
 
 func main() {
@@ -46,37 +80,51 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
-			return 2
+			return exitUsage
 		}
-		return 0
+		return exitOK
 	}
-	var err error
-	switch {
-	case args[0] == "migrate" && len(args) > 1 && args[1] == "up":
-		err = migrateUp(ctx, args[2:], stdout, stderr)
-	case args[0] == "migrate" && len(args) > 1 && args[1] == "status":
-		err = migrateStatus(ctx, args[2:], stdout, stderr)
-	case args[0] == "demo":
-		err = demo(ctx, args[1:], stdout, stderr)
-	default:
-		fmt.Fprintf(stderr, "deploydb: unknown command %q\n\n%s", joinArgs(args), usage)
-		return 2
+	switch args[0] {
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return finish(demo(ctx, args[1:], stdout, stderr), stderr)
+	case "roles":
+		return finish(runRoles(ctx, args[1:], stdout, stderr), stderr)
 	}
+	fmt.Fprintf(stderr, "deploydb: unknown command %q\n\n%s", joinArgs(args), usage)
+	return exitUsage
+}
+
+// finish turns the error of a non-migrate command into its exit code.
+func finish(err error, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
-		return 0
+		return exitOK
 	}
 	if err != nil {
-		msg := err.Error()
-		if !strings.HasPrefix(msg, "deploydb:") {
-			msg = "deploydb: " + msg
-		}
-		fmt.Fprintln(stderr, msg)
-		return 1
+		fmt.Fprintln(stderr, prefixed(err))
+		return exitFailed
 	}
-	return 0
+	return exitOK
+}
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+func prefixed(err error) string {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "deploydb:") {
+		msg = "deploydb: " + strings.TrimPrefix(msg, "db: ")
+	}
+	return msg
 }
 
 func joinArgs(args []string) string {
@@ -86,83 +134,8 @@ func joinArgs(args []string) string {
 	return strings.Join(args, " ")
 }
 
-// urlFlag registers --url on fs and returns a function that resolves it
-// against DATABASE_URL.
-func urlFlag(fs *flag.FlagSet) func() (string, error) {
-	u := fs.String("url", "", "database URL (default: $DATABASE_URL)")
-	return func() (string, error) {
-		if *u != "" {
-			return *u, nil
-		}
-		if env := os.Getenv("DATABASE_URL"); env != "" {
-			return env, nil
-		}
-		return "", errors.New("no database: pass --url or set DATABASE_URL")
-	}
-}
-
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
-}
-
-func migrateUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("deploydb migrate up", stderr)
-	url := urlFlag(fs)
-	lockWait := fs.Duration("lock-timeout", time.Minute, "how long to wait for another migration run to finish")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	u, err := url()
-	if err != nil {
-		return err
-	}
-	applied := 0
-	err = db.Migrate(ctx, u, db.WithLockWait(*lockWait), db.WithLog(func(format string, a ...any) {
-		applied++
-		fmt.Fprintf(stdout, format+"\n", a...)
-	}))
-	if err != nil {
-		return err
-	}
-	if applied == 0 {
-		fmt.Fprintln(stdout, "nothing to do: the database is up to date")
-	}
-	return nil
-}
-
-func migrateStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("deploydb migrate status", stderr)
-	url := urlFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	u, err := url()
-	if err != nil {
-		return err
-	}
-	files, err := db.Status(ctx, u)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tDESCRIPTION\tSTATE\tSTATEMENTS\tEXECUTED AT")
-	pending := 0
-	for _, f := range files {
-		at := "-"
-		if !f.ExecutedAt.IsZero() {
-			at = f.ExecutedAt.UTC().Format(time.RFC3339)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", f.Version, f.Description, f.State, f.Applied, f.Total, at)
-		if f.State == db.StatePending || f.State == db.StatePartial {
-			pending++
-		}
-		if f.Error != "" {
-			fmt.Fprintf(tw, "\t  error: %s\t\t\t\n", f.Error)
-		}
-	}
-	tw.Flush()
-	fmt.Fprintf(stdout, "%d file(s), %d pending\n", len(files), pending)
-	return nil
 }

@@ -21,7 +21,7 @@ func runCmd(t *testing.T, args ...string) (int, string, string) {
 func TestMigrateUpAndStatus(t *testing.T) {
 	url := pgtest.EmptyURL(t)
 	code, out, errOut := runCmd(t, "migrate", "status", "--url", url)
-	if code != 0 || !strings.Contains(out, "pending") || strings.Contains(out, ", 0 pending") {
+	if code != exitPending || !strings.Contains(out, "pending") || strings.Contains(out, ", 0 pending") {
 		t.Fatalf("status before: code %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "migrate", "up", "--url", url)
@@ -40,7 +40,7 @@ func TestMigrateUpAndStatus(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	t.Setenv("DATABASE_URL", "")
-	if code, _, errOut := runCmd(t, "migrate", "up"); code != 1 || !strings.Contains(errOut, "DATABASE_URL") {
+	if code, _, errOut := runCmd(t, "migrate", "up"); code != exitUsage || !strings.Contains(errOut, "DATABASE_URL") {
 		t.Fatalf("migrate up without a URL: code %d, %q", code, errOut)
 	}
 	if code, _, errOut := runCmd(t, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
@@ -49,7 +49,7 @@ func TestUsageErrors(t *testing.T) {
 	if code, out, _ := runCmd(t, "--help"); code != 0 || !strings.Contains(out, "migrate up") {
 		t.Fatalf("--help: code %d", code)
 	}
-	if code, _, errOut := runCmd(t, "migrate", "up", "--url", "postgres://u:hunter2@[::1/x"); code != 1 || strings.Contains(errOut, "hunter2") {
+	if code, _, errOut := runCmd(t, "migrate", "up", "--url", "postgres://u:hunter2@[::1/x"); code != exitUsage || strings.Contains(errOut, "hunter2") {
 		t.Fatalf("bad URL: code %d, %q", code, errOut)
 	}
 }

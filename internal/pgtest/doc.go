@@ -72,6 +72,18 @@
 //		...
 //	}
 //
+// # Migrations in tests
+//
+// MigrateTo gives a fresh database migrated up to a chosen version (not
+// from the template), so a test can seed rows as they were at that version,
+// migrate to the head and check what happened to them. MigrationDir writes a
+// migration directory of the test's own, hashed into atlas.sum, for tests of
+// the migrator, the binary (--dir) or the Atlas CLI; Rehash rewrites the sum
+// after a test edits a file. SchemaDiff (the Atlas library's diff) and
+// SchemaFingerprint (one line per column, constraint, index and comment,
+// read from the catalogs) compare two databases' schemas; RevisionRows
+// counts the recorded migrations.
+//
 // pgtest imports package db, so tests inside package db that use pgtest
 // must be in the external test package db_test.
 package pgtest
