@@ -41,6 +41,10 @@ migrate-proofs: $(ATLAS) ## Run the migration proof tests verbosely and show the
 	$(GO) test -count=1 -v -run 'TestConcurrentProcesses|TestDDLBehindLongReader|TestDownRoundTrip|TestDownRefusesDataLoss|TestAtlasCLIInterop|TestMigrationsPreserveData|TestExitCodes|TestOpenWithAutoMigrate$$' \
 		. ./db ./cmd/deploydb | grep -E '^\s+\S+_test\.go:[0-9]+: |^ {8}|^(ok|FAIL|--- FAIL)'
 
+.PHONY: reliability
+reliability: ## Run the reliability and security proofs at full length; writes docs/reliability.md.
+	./scripts/reliability-report.sh
+
 .PHONY: generate
 generate: $(SQLC) ## Regenerate gen/ from queries/ with sqlc.
 	$(SQLC) generate
