@@ -12,6 +12,10 @@ ATLAS := $(BIN)/atlas
 GO    ?= go
 # Runs a command against a throwaway empty database (URL in ATLAS_DEV_URL).
 DEVDB := $(GO) run ./internal/devdb --
+# The schema review (internal/review); BASE is a git ref, empty for the
+# merge base with main.
+REVIEW := $(GO) run ./internal/review/cmd/review
+BASE   ?=
 
 .PHONY: help
 help: ## List the targets.
@@ -67,3 +71,14 @@ check: $(SQLC) $(ATLAS) ## gofmt, go vet, sqlc diff, atlas migrate validate, and
 	@echo "== atlas migrate validate (atlas.sum)"; $(ATLAS) migrate validate --dir file://db/migrations
 	@echo "== schema.hcl matches db/migrations"; $(DEVDB) ./scripts/check-schema-drift.sh $(ATLAS)
 
+.PHONY: review
+review: $(SQLC) $(ATLAS) ## Review the change since BASE (default: merge base with main) into out/review.md; REVIEW_SCALE=4 seeds more.
+	$(REVIEW) -base "$(BASE)" -out out/review.md
+
+.PHONY: erd
+erd: ## Regenerate docs/schema.md (Mermaid ER diagram) from db/migrations.
+	$(REVIEW) erd
+
+.PHONY: migration-hash
+migration-hash: $(ATLAS) ## Rehash atlas.sum after adding a `-- deploydb:allow` line to a new migration.
+	$(ATLAS) migrate hash --dir file://db/migrations
