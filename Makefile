@@ -82,3 +82,12 @@ erd: ## Regenerate docs/schema.md (Mermaid ER diagram) from db/migrations.
 .PHONY: migration-hash
 migration-hash: $(ATLAS) ## Rehash atlas.sum after adding a `-- deploydb:allow` line to a new migration.
 	$(ATLAS) migrate hash --dir file://db/migrations
+
+.PHONY: bench
+bench: ## Benchmark deploydb against pgx, pgbench, database/sql, sqlx and GORM on a seeded throwaway PostgreSQL (about half an hour); writes docs/benchmarks.{md,png}.
+	mkdir -p bench/results
+	cd bench && $(GO) run . $(BENCH_FLAGS) -md ../docs/benchmarks.md -png ../docs/benchmarks.png -txt results/benchstat.txt
+
+.PHONY: bench-smoke
+bench-smoke: ## Cross-check every benchmark implementation on a tiny data set (a short round runs; no timing claims).
+	cd bench && $(GO) run . -smoke

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -62,22 +63,41 @@ var (
 // is rejected with ErrInvalidArgument.
 type cursorCodec struct{ secret []byte }
 
+// cursorEncoding is the cursors' base64 alphabet. Strict() returns a new
+// Encoding each time, so it is made once.
+var cursorEncoding = base64.RawURLEncoding.Strict()
+
+// cursorTextLen is the length of an encoded cursor.
+var cursorTextLen = cursorEncoding.EncodedLen(cursorBodyLen + cursorMACLen)
+
 func (c cursorCodec) encode(scope uint64, p position) string {
 	var b [cursorBodyLen + cursorMACLen]byte
 	b[0] = cursorVersion
 	binary.BigEndian.PutUint64(b[1:], scope)
 	binary.BigEndian.PutUint64(b[9:], uint64(p.at.UnixMicro()))
 	binary.BigEndian.PutUint64(b[17:], uint64(p.id))
-	copy(b[cursorBodyLen:], c.mac(b[:cursorBodyLen]))
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	c.sign(b[cursorBodyLen:], b[:cursorBodyLen])
+	var text [64]byte
+	return string(cursorEncoding.AppendEncode(text[:0], b[:]))
 }
 
 func (c cursorCodec) decode(op string, scope uint64, s string) (position, error) {
-	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	// Decoded on the stack. Every cursor encode makes has cursorTextLen
+	// characters; base64 would also accept one with line breaks inserted,
+	// which is not a cursor this codec made.
+	var text [64]byte
+	var buf [48]byte
+	if len(s) != cursorTextLen {
+		return position{}, invalidArg(op, "malformed page cursor")
+	}
+	n, err := cursorEncoding.Decode(buf[:], text[:copy(text[:], s)])
+	b := buf[:n]
 	if err != nil || len(b) != cursorBodyLen+cursorMACLen || b[0] != cursorVersion {
 		return position{}, invalidArg(op, "malformed page cursor")
 	}
-	if !hmac.Equal(b[cursorBodyLen:], c.mac(b[:cursorBodyLen])) {
+	var mac [cursorMACLen]byte
+	c.sign(mac[:], b[:cursorBodyLen])
+	if !hmac.Equal(b[cursorBodyLen:], mac[:]) {
 		return position{}, invalidArg(op, "page cursor failed its integrity check (tampered, or signed with another secret)")
 	}
 	if binary.BigEndian.Uint64(b[1:]) != scope {
@@ -89,21 +109,54 @@ func (c cursorCodec) decode(op string, scope uint64, s string) (position, error)
 	}, nil
 }
 
-func (c cursorCodec) mac(body []byte) []byte {
-	m := hmac.New(sha256.New, c.secret)
-	m.Write(body)
-	return m.Sum(nil)[:cursorMACLen]
+// sign writes the first len(out) bytes of HMAC-SHA256(secret, body) into
+// out. It is crypto/hmac's result, computed on the stack (hmac.New
+// allocates its two hashes on every call): H((K^opad) || H((K^ipad) ||
+// body)), with K the secret padded to the block size, or its hash when it
+// is longer than a block. body must be at most cursorBodyLen bytes.
+func (c cursorCodec) sign(out, body []byte) {
+	var key [sha256.BlockSize]byte
+	if len(c.secret) > sha256.BlockSize {
+		sum := sha256.Sum256(c.secret)
+		copy(key[:], sum[:])
+	} else {
+		copy(key[:], c.secret)
+	}
+	var inner [sha256.BlockSize + cursorBodyLen]byte
+	for i, k := range key {
+		inner[i] = k ^ 0x36
+	}
+	n := sha256.BlockSize + copy(inner[sha256.BlockSize:], body)
+	innerSum := sha256.Sum256(inner[:n])
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i, k := range key {
+		outer[i] = k ^ 0x5c
+	}
+	copy(outer[sha256.BlockSize:], innerSum[:])
+	sum := sha256.Sum256(outer[:])
+	copy(out, sum[:])
 }
 
 // scopeOf hashes the identity of a list (method, app, filter) into a cursor
-// scope.
+// scope: SHA-256 of the parts, each followed by a zero byte.
 func scopeOf(parts ...string) uint64 {
-	h := sha256.New()
+	b := make([]byte, 0, 128)
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		b = scopeAppend(b, p)
 	}
-	return binary.BigEndian.Uint64(h.Sum(nil))
+	return scopeSum(b)
+}
+
+// scopeAppend, scopeAppendInt and scopeSum build scopeOf's hash
+// piecewise, so that callers need not format numbers into strings.
+func scopeAppend(b []byte, part string) []byte { return append(append(b, part...), 0) }
+
+// scopeAppendInt adds the decimal form of n as a part.
+func scopeAppendInt(b []byte, n int64) []byte { return append(strconv.AppendInt(b, n, 10), 0) }
+
+func scopeSum(b []byte) uint64 {
+	h := sha256.Sum256(b)
+	return binary.BigEndian.Uint64(h[:])
 }
 
 // pageSize validates a requested page size.

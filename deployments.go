@@ -15,14 +15,17 @@ import (
 // succeeded (ErrInvalidArgument otherwise); a missing build gives
 // ErrNotFound.
 func (s *Service) CreateDeployment(ctx context.Context, appID, buildID int64, environment string) (Deployment, error) {
-	op := "create deployment of build " + strconv.FormatInt(buildID, 10)
 	if environment == "" {
 		environment = DefaultEnvironment
 	}
-	if err := checkName(op, "environment", environment); err != nil {
-		return Deployment{}, err
+	if !validLabel(environment) {
+		return Deployment{}, checkName(createDeploymentOp(buildID), "environment", environment)
 	}
 	d, err := s.q.CreateDeployment(ctx, gen.CreateDeploymentParams{AppID: appID, BuildID: buildID, Environment: environment})
+	if err == nil {
+		return d, nil
+	}
+	op := createDeploymentOp(buildID) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return d, mapError(opWrite, op, err)
 	}
@@ -36,6 +39,10 @@ func (s *Service) CreateDeployment(ctx context.Context, appID, buildID int64, en
 	default:
 		return Deployment{}, invalidArg(op, "build %d is %s; only a succeeded build can be deployed", buildID, b.Status)
 	}
+}
+
+func createDeploymentOp(buildID int64) string {
+	return "create deployment of build " + strconv.FormatInt(buildID, 10)
 }
 
 // GetDeployment returns the deployment with the given id, or ErrNotFound.
@@ -113,11 +120,14 @@ func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID int64, li
 // operations; an illegal move returns a *TransitionError
 // (ErrInvalidTransition); a missing deployment ErrNotFound.
 func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to DeploymentStatus) (Deployment, error) {
-	op := "update deployment " + strconv.FormatInt(id, 10) + " status"
 	if !to.Valid() {
-		return Deployment{}, invalidArg(op, "unknown deployment status %q", truncate(string(to)))
+		return Deployment{}, invalidArg(updateDeploymentOp(id), "unknown deployment status %q", truncate(string(to)))
 	}
 	d, err := s.q.UpdateDeploymentStatus(ctx, gen.UpdateDeploymentStatusParams{ID: id, NewStatus: string(to)})
+	if err == nil {
+		return d, nil
+	}
+	op := updateDeploymentOp(id) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return d, mapError(opWrite, op, err)
 	}
@@ -135,6 +145,10 @@ func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to Deplo
 		return cur, nil
 	}
 	return Deployment{}, &TransitionError{Entity: "deployment", ID: id, From: string(cur.Status), To: string(to)}
+}
+
+func updateDeploymentOp(id int64) string {
+	return "update deployment " + strconv.FormatInt(id, 10) + " status"
 }
 
 // DeleteDeployment deletes a deployment, or returns ErrNotFound.

@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/url"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/deploydb/deploydb/gen"
@@ -140,8 +139,14 @@ func (f DeploymentFilter) validate(op string, appID int64) (deploymentList, erro
 			l.start.Format(time.RFC3339Nano), l.end.Format(time.RFC3339Nano))
 	}
 	l.f = f
-	l.scope = scopeOf("deployments", strconv.FormatInt(appID, 10), string(f.Status), f.Environment,
-		string(f.OrderBy), string(f.Sort), strconv.FormatInt(l.start.UnixMicro(), 10), strconv.FormatInt(l.end.UnixMicro(), 10))
+	// scopeOf("deployments", appID, status, environment, order_by, sort,
+	// start µs, end µs), without formatting the numbers into strings.
+	sc := make([]byte, 0, 256)
+	sc = scopeAppendInt(scopeAppend(sc, "deployments"), appID)
+	sc = scopeAppend(scopeAppend(sc, string(f.Status)), f.Environment)
+	sc = scopeAppend(scopeAppend(sc, string(f.OrderBy)), string(f.Sort))
+	sc = scopeAppendInt(scopeAppendInt(sc, l.start.UnixMicro()), l.end.UnixMicro())
+	l.scope = scopeSum(sc)
 	return l, nil
 }
 

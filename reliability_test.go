@@ -94,7 +94,7 @@ func TestReliabilityR1RestartUnderLoad(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
-				cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+				cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 				d, err := svc.CreateDeployment(cctx, app.ID, build.ID, fmt.Sprintf("w%d-%d", w, i))
 				ccancel()
 				now := time.Now()

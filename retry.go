@@ -30,11 +30,10 @@ func (s *Service) Stats() Stats {
 	return Stats{TxRetries: s.stats.tx.Load(), StatementRetries: s.stats.stmt.Load()}
 }
 
-// maxStatementAttempts bounds how often one statement is sent when the
-// driver reports that it never reached the server. With the backoff below
-// the attempts span about two seconds: long enough to ride out a server
-// restart, never longer than the caller's context.
-const maxStatementAttempts = 12
+// statementRetryBudget bounds how long one statement keeps being re-sent
+// while the server provably never received it: long enough to ride out a
+// server restart, never longer than the caller's context.
+const statementRetryBudget = 5 * time.Second
 
 // backoff sleeps before retry attempt n (1-based) with full jitter on an
 // exponential scale from base up to max, or returns false when ctx ends
@@ -55,8 +54,8 @@ func backoff(ctx context.Context, n int, base, max time.Duration) bool {
 	}
 }
 
-// retryPool runs statements on the pool and re-sends one, at most
-// maxStatementAttempts times, only when the earlier attempt provably never
+// retryPool runs statements on the pool and re-sends one, for at most
+// statementRetryBudget, only when the earlier attempt provably never
 // reached the server (pgconn.SafeToRetry, or no connection could be made):
 // typically a pooled connection that died while idle, or a server that is
 // restarting. Statements inside a transaction are never
@@ -66,8 +65,8 @@ type retryPool struct {
 	stats *counters
 }
 
-func (r retryPool) again(ctx context.Context, attempt int, err error) bool {
-	if attempt >= maxStatementAttempts || ctx.Err() != nil || !neverSent(err) {
+func (r retryPool) again(ctx context.Context, start time.Time, attempt int, err error) bool {
+	if time.Since(start) >= statementRetryBudget || ctx.Err() != nil || !neverSent(err) {
 		return false
 	}
 	if !backoff(ctx, attempt, 10*time.Millisecond, 400*time.Millisecond) {
@@ -78,18 +77,20 @@ func (r retryPool) again(ctx context.Context, attempt int, err error) bool {
 }
 
 func (r retryPool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		tag, err := r.pool.Exec(ctx, sql, args...)
-		if err == nil || !r.again(ctx, attempt, err) {
+		if err == nil || !r.again(ctx, start, attempt, err) {
 			return tag, err
 		}
 	}
 }
 
 func (r retryPool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		rows, err := r.pool.Query(ctx, sql, args...)
-		if err == nil || !r.again(ctx, attempt, err) {
+		if err == nil || !r.again(ctx, start, attempt, err) {
 			return rows, err
 		}
 	}
@@ -105,18 +106,20 @@ func (r retryPool) CopyFrom(ctx context.Context, table pgx.Identifier, columns [
 }
 
 func (r retryPool) Begin(ctx context.Context) (pgx.Tx, error) {
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		tx, err := r.pool.Begin(ctx)
-		if err == nil || !r.again(ctx, attempt, err) {
+		if err == nil || !r.again(ctx, start, attempt, err) {
 			return tx, err
 		}
 	}
 }
 
 func (r retryPool) BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error) {
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		tx, err := r.pool.BeginTx(ctx, opts)
-		if err == nil || !r.again(ctx, attempt, err) {
+		if err == nil || !r.again(ctx, start, attempt, err) {
 			return tx, err
 		}
 	}
@@ -138,9 +141,10 @@ type retryRow struct {
 }
 
 func (row retryRow) Scan(dest ...any) error {
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		err := row.r.pool.QueryRow(row.ctx, row.sql, row.args...).Scan(dest...)
-		if err == nil || errors.Is(err, pgx.ErrNoRows) || !row.r.again(row.ctx, attempt, err) {
+		if err == nil || errors.Is(err, pgx.ErrNoRows) || !row.r.again(row.ctx, start, attempt, err) {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@
 //	deploydb migrate baseline VERSION                  adopt a database created without deploydb
 //	deploydb demo [--url URL]                          seed sample data and walk through the API
 //	deploydb roles [--url ADMIN_URL]                   create the owner and app roles (least privilege)
+//	deploydb seed [--apps N --builds N ...]            load the deterministic benchmark data set
 //
 // The database URL comes from --url or DATABASE_URL. Every migrate command
 // takes --json for a machine-readable report on stdout and --help for its
@@ -53,6 +54,7 @@ Usage:
   deploydb migrate baseline VERSION                adopt a database whose schema was created without deploydb
   deploydb demo                                    seed sample data and print a walkthrough of the API
   deploydb roles [--owner NAME] [--app NAME]       create the migration owner and the DML-only app role
+  deploydb seed [--apps N] [--builds N] ...        load a deterministic data set with COPY (benchmarks)
 
 The database URL is read from --url, else from DATABASE_URL. "demo" without
 either starts a throwaway local PostgreSQL and removes it afterwards.
@@ -94,6 +96,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return finish(demo(ctx, args[1:], stdout, stderr), stderr)
 	case "roles":
 		return finish(runRoles(ctx, args[1:], stdout, stderr), stderr)
+	case "seed":
+		err := runSeed(ctx, args[1:], stdout, stderr)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(stderr, prefixed(err))
+			return exitUsage
+		}
+		return finish(err, stderr)
 	}
 	fmt.Fprintf(stderr, "deploydb: unknown command %q\n\n%s", joinArgs(args), usage)
 	return exitUsage
