@@ -24,7 +24,7 @@ type trafficResult struct {
 	maxStall    time.Duration // longest single read of the probes
 	reads       int
 	retries     int
-	readerEnd   time.Time // when the long reader committed
+	readerEnd   time.Time // when the long reader began to commit (its lock can go no earlier)
 	migrateEnd  time.Time // when Up returned
 	migrateTook time.Duration
 }
@@ -63,8 +63,10 @@ func ddlBehindReader(t *testing.T, lockTimeout time.Duration) trafficResult {
 		}
 		close(readerIn)
 		time.Sleep(2 * time.Second)
-		err = tx.Commit(ctx)
+		// Taken before Commit: once the server releases the lock the
+		// migration may finish before this goroutine runs again.
 		res.readerEnd = time.Now()
+		err = tx.Commit(ctx)
 		readerDone <- err
 	}()
 	<-readerIn
