@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -63,18 +61,6 @@ func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' 
 func checkTarget(op, t string) error {
 	if !validTarget(t) {
 		return invalidArg(op, "target %q must be 1-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit", truncate(t))
-	}
-	return nil
-}
-
-func checkText(op, what, s string, max int) error {
-	switch {
-	case !utf8.ValidString(s):
-		return invalidArg(op, "%s is not valid UTF-8", what)
-	case strings.IndexByte(s, 0) >= 0:
-		return invalidArg(op, "%s contains a NUL byte", what)
-	case utf8.RuneCountInString(s) > max:
-		return invalidArg(op, "%s is %d characters; at most %d are allowed", what, utf8.RuneCountInString(s), max)
 	}
 	return nil
 }

@@ -35,13 +35,19 @@ func checkName(op, what, s string) error {
 }
 
 func checkSourceVersion(op, v string) error {
+	return checkText(op, "source version", v, MaxSourceVersionLen)
+}
+
+// checkText refuses free text that is not valid UTF-8, holds a NUL byte or
+// is longer than max characters.
+func checkText(op, what, s string, max int) error {
 	switch {
-	case !utf8.ValidString(v):
-		return invalidArg(op, "source version is not valid UTF-8")
-	case strings.IndexByte(v, 0) >= 0:
-		return invalidArg(op, "source version contains a NUL byte")
-	case utf8.RuneCountInString(v) > MaxSourceVersionLen:
-		return invalidArg(op, "source version is %d characters; at most %d are allowed", utf8.RuneCountInString(v), MaxSourceVersionLen)
+	case !utf8.ValidString(s):
+		return invalidArg(op, "%s is not valid UTF-8", what)
+	case strings.IndexByte(s, 0) >= 0:
+		return invalidArg(op, "%s contains a NUL byte", what)
+	case utf8.RuneCountInString(s) > max:
+		return invalidArg(op, "%s is %d characters; at most %d are allowed", what, utf8.RuneCountInString(s), max)
 	}
 	return nil
 }
