@@ -50,7 +50,7 @@ reliability: ## Run the reliability and security proofs at full length; writes d
 	./scripts/reliability-report.sh
 
 .PHONY: generate
-generate: $(SQLC) ## Regenerate gen/ from queries/ with sqlc.
+generate: $(SQLC) ## Regenerate internal/dbsqlc from queries/ with sqlc.
 	$(SQLC) generate
 
 .PHONY: migration
@@ -67,7 +67,7 @@ check: $(SQLC) $(ATLAS) ## gofmt, go vet, sqlc diff, atlas migrate validate, and
 	@echo "== gofmt"; out=$$(gofmt -l .); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@echo "== go vet"; $(GO) vet ./...
-	@echo "== sqlc diff (gen/ matches queries/)"; $(SQLC) diff || { echo "gen/ is stale: run make generate" >&2; exit 1; }
+	@echo "== sqlc diff (internal/dbsqlc matches queries/)"; $(SQLC) diff || { echo "internal/dbsqlc is stale: run make generate" >&2; exit 1; }
 	@echo "== atlas migrate validate (atlas.sum)"; $(ATLAS) migrate validate --dir file://db/migrations
 	@echo "== schema.hcl matches db/migrations"; $(DEVDB) ./scripts/check-schema-drift.sh $(ATLAS)
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
 // CreateApp creates an app. The name must be a lowercase DNS label
@@ -15,13 +15,19 @@ func (s *Service) CreateApp(ctx context.Context, name string) (App, error) {
 		return App{}, err
 	}
 	app, err := s.q.CreateApp(ctx, name)
-	return app, mapError(opWrite, op, err)
+	if err != nil {
+		return App{}, mapError(opWrite, op, err)
+	}
+	return appFromRow(app), nil
 }
 
 // GetApp returns the app with the given id, or ErrNotFound.
 func (s *Service) GetApp(ctx context.Context, id int64) (App, error) {
 	app, err := s.q.GetApp(ctx, id)
-	return app, mapError(opRead, "get app "+strconv.FormatInt(id, 10), err)
+	if err != nil {
+		return App{}, mapError(opRead, "get app "+strconv.FormatInt(id, 10), err)
+	}
+	return appFromRow(app), nil
 }
 
 // GetAppByName returns the app with the given name, or ErrNotFound.
@@ -31,7 +37,10 @@ func (s *Service) GetAppByName(ctx context.Context, name string) (App, error) {
 		return App{}, err
 	}
 	app, err := s.q.GetAppByName(ctx, name)
-	return app, mapError(opRead, op, err)
+	if err != nil {
+		return App{}, mapError(opRead, op, err)
+	}
+	return appFromRow(app), nil
 }
 
 // ListAppsPaged returns one page of apps, newest first.
@@ -46,13 +55,13 @@ func (s *Service) ListAppsPaged(ctx context.Context, page PageRequest) (Page[App
 	if err != nil {
 		return Page[App]{}, err
 	}
-	rows, err := s.q.ListAppsPaged(ctx, gen.ListAppsPagedParams{
+	rows, err := s.q.ListAppsPaged(ctx, dbsqlc.ListAppsPagedParams{
 		CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
 	})
 	if err != nil {
 		return Page[App]{}, mapError(opRead, op, err)
 	}
-	return finishPage(s.cursors, scope, rows, size, func(a App) position { return position{a.CreatedAt, a.ID} }), nil
+	return finishPage(s.cursors, scope, rowsTo(rows, appFromRow), size, func(a App) position { return position{a.CreatedAt, a.ID} }), nil
 }
 
 // DeleteApp deletes an app together with its builds and deployments. It

@@ -47,7 +47,7 @@ func TestBadInputEndToEnd(t *testing.T) {
 		},
 		"bulk row invalid UTF-8": func() error {
 			bad := "\xff"
-			_, err := svc.CreateBuilds(ctx, []deploydb.BuildRow{{AppID: app.ID}, {AppID: app.ID, SourceVersion: &bad}})
+			_, err := svc.CreateBuilds(ctx, []deploydb.BuildRow{{AppID: app.ID}, {AppID: app.ID, SourceVersion: bad}})
 			return err
 		},
 		"bulk row unknown status": func() error {

@@ -4,19 +4,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
-// BuildRow is one row for CreateBuilds. Zero CreatedAt/UpdatedAt mean "now";
-// an empty Status means pending. The table's CHECK constraints apply: a
-// started or finished status needs StartedAt, a terminal one FinishedAt.
-type BuildRow = gen.CreateBuildsParams
+// BuildRow is one build for CreateBuilds. The table's CHECK constraints
+// apply: a started or finished status needs StartedAt, a terminal one
+// FinishedAt.
+type BuildRow struct {
+	// AppID is the app the build belongs to.
+	AppID int64
+	// SourceVersion is the commit or tag; "" for none.
+	SourceVersion string
+	// Status is the build's status; "" means pending.
+	Status BuildStatus
+	// CreatedAt is when the build was created; the zero time means now.
+	CreatedAt time.Time
+	// UpdatedAt is when the build last changed; the zero time means
+	// CreatedAt.
+	UpdatedAt time.Time
+	// StartedAt is when the build started; the zero time for none.
+	StartedAt time.Time
+	// FinishedAt is when the build finished; the zero time for none.
+	FinishedAt time.Time
+}
 
 // CreateBuild creates a pending build of an app from a source version
 // (commit or tag, at most 255 characters; "" for none). It returns
@@ -26,12 +41,11 @@ func (s *Service) CreateBuild(ctx context.Context, appID int64, sourceVersion st
 	if err := checkSourceVersion(op, sourceVersion); err != nil {
 		return Build{}, err
 	}
-	var sv *string
-	if sourceVersion != "" {
-		sv = &sourceVersion
+	b, err := s.q.CreateBuild(ctx, dbsqlc.CreateBuildParams{AppID: appID, SourceVersion: nullText(sourceVersion)})
+	if err != nil {
+		return Build{}, mapError(opWrite, op, err)
 	}
-	b, err := s.q.CreateBuild(ctx, gen.CreateBuildParams{AppID: appID, SourceVersion: sv})
-	return b, mapError(opWrite, op, err)
+	return buildFromRow(b), nil
 }
 
 // CreateBuilds bulk-inserts builds with COPY and returns how many were
@@ -40,19 +54,16 @@ func (s *Service) CreateBuild(ctx context.Context, appID int64, sourceVersion st
 func (s *Service) CreateBuilds(ctx context.Context, rows []BuildRow) (int64, error) {
 	const op = "create builds"
 	now := time.Now()
-	rows = slices.Clone(rows) // defaults are filled in; the caller's slice is left alone
-	for i := range rows {
-		r := &rows[i]
+	params := make([]dbsqlc.CreateBuildsParams, len(rows)) // defaults are filled in here, not in the caller's slice
+	for i, r := range rows {
 		if r.Status == "" {
 			r.Status = BuildPending
 		}
 		if !r.Status.Valid() {
 			return 0, invalidArg(op, "row %d: unknown build status %q", i, truncate(string(r.Status)))
 		}
-		if r.SourceVersion != nil {
-			if err := checkSourceVersion(op, *r.SourceVersion); err != nil {
-				return 0, fmt.Errorf("row %d: %w", i, err)
-			}
+		if err := checkSourceVersion(op, r.SourceVersion); err != nil {
+			return 0, fmt.Errorf("row %d: %w", i, err)
 		}
 		if r.CreatedAt.IsZero() {
 			r.CreatedAt = now
@@ -60,15 +71,22 @@ func (s *Service) CreateBuilds(ctx context.Context, rows []BuildRow) (int64, err
 		if r.UpdatedAt.IsZero() {
 			r.UpdatedAt = r.CreatedAt
 		}
+		params[i] = dbsqlc.CreateBuildsParams{
+			AppID: r.AppID, SourceVersion: nullText(r.SourceVersion), Status: string(r.Status),
+			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: nullTime(r.StartedAt), FinishedAt: nullTime(r.FinishedAt),
+		}
 	}
-	n, err := s.q.CreateBuilds(ctx, rows)
+	n, err := s.q.CreateBuilds(ctx, params)
 	return n, mapError(opWrite, op, err)
 }
 
 // GetBuild returns the build with the given id, or ErrNotFound.
 func (s *Service) GetBuild(ctx context.Context, id int64) (Build, error) {
 	b, err := s.q.GetBuild(ctx, id)
-	return b, mapError(opRead, "get build "+strconv.FormatInt(id, 10), err)
+	if err != nil {
+		return Build{}, mapError(opRead, "get build "+strconv.FormatInt(id, 10), err)
+	}
+	return buildFromRow(b), nil
 }
 
 // ListAppBuilds returns an app's newest builds: limit rows at most (0 means
@@ -80,8 +98,11 @@ func (s *Service) ListAppBuilds(ctx context.Context, appID int64, limit int) ([]
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListAppBuilds(ctx, gen.ListAppBuildsParams{AppID: appID, MaxRows: n})
-	return rows, mapError(opRead, op, err)
+	rows, err := s.q.ListAppBuilds(ctx, dbsqlc.ListAppBuildsParams{AppID: appID, MaxRows: n})
+	if err != nil {
+		return nil, mapError(opRead, op, err)
+	}
+	return rowsTo(rows, buildFromRow), nil
 }
 
 // ListAppBuildsPaged returns one page of an app's builds, newest first.
@@ -96,13 +117,13 @@ func (s *Service) ListAppBuildsPaged(ctx context.Context, appID int64, page Page
 	if err != nil {
 		return Page[Build]{}, err
 	}
-	rows, err := s.q.ListAppBuildsPaged(ctx, gen.ListAppBuildsPagedParams{
+	rows, err := s.q.ListAppBuildsPaged(ctx, dbsqlc.ListAppBuildsPagedParams{
 		AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
 	})
 	if err != nil {
 		return Page[Build]{}, mapError(opRead, op, err)
 	}
-	return finishPage(s.cursors, scope, rows, size, func(b Build) position { return position{b.CreatedAt, b.ID} }), nil
+	return finishPage(s.cursors, scope, rowsTo(rows, buildFromRow), size, func(b Build) position { return position{b.CreatedAt, b.ID} }), nil
 }
 
 // UpdateBuildStatus moves a build to status to. The lifecycle is
@@ -119,9 +140,12 @@ func (s *Service) UpdateBuildStatus(ctx context.Context, id int64, to BuildStatu
 	if !to.Valid() {
 		return Build{}, invalidArg(op, "unknown build status %q", truncate(string(to)))
 	}
-	b, err := s.q.UpdateBuildStatus(ctx, gen.UpdateBuildStatusParams{ID: id, NewStatus: string(to)})
+	b, err := s.q.UpdateBuildStatus(ctx, dbsqlc.UpdateBuildStatusParams{ID: id, NewStatus: string(to)})
+	if err == nil {
+		return buildFromRow(b), nil
+	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return b, mapError(opWrite, op, err)
+		return Build{}, mapError(opWrite, op, err)
 	}
 	// The guard matched nothing: tell a missing build, a repeated
 	// transition and an illegal one apart.
@@ -129,17 +153,20 @@ func (s *Service) UpdateBuildStatus(ctx context.Context, id int64, to BuildStatu
 	switch {
 	case err != nil:
 		return Build{}, mapError(opRead, op, err)
-	case cur.Status == to:
-		return cur, nil
+	case BuildStatus(cur.Status) == to:
+		return buildFromRow(cur), nil
 	}
-	return Build{}, &TransitionError{Entity: "build", ID: id, From: string(cur.Status), To: string(to)}
+	return Build{}, &TransitionError{Entity: "build", ID: id, From: cur.Status, To: string(to)}
 }
 
 // GetLatestSuccessfulBuild returns an app's newest succeeded build, or
 // ErrNotFound when it has none.
 func (s *Service) GetLatestSuccessfulBuild(ctx context.Context, appID int64) (Build, error) {
 	b, err := s.q.GetLatestSuccessfulBuild(ctx, appID)
-	return b, mapError(opRead, "get latest successful build of app "+strconv.FormatInt(appID, 10), err)
+	if err != nil {
+		return Build{}, mapError(opRead, "get latest successful build of app "+strconv.FormatInt(appID, 10), err)
+	}
+	return buildFromRow(b), nil
 }
 
 // DeleteBuild deletes a build. A build that a deployment references is kept

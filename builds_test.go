@@ -38,12 +38,12 @@ func TestCreateBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.AppID != app.ID || b.Status != deploydb.BuildPending || b.SourceVersion == nil || *b.SourceVersion != "3f2a9c1" ||
-		b.StartedAt != nil || b.FinishedAt != nil {
+	if b.AppID != app.ID || b.Status != deploydb.BuildPending || b.SourceVersion == "" || b.SourceVersion != "3f2a9c1" ||
+		!b.StartedAt.IsZero() || !b.FinishedAt.IsZero() {
 		t.Fatalf("unexpected build %+v", b)
 	}
 	none, err := svc.CreateBuild(ctx, app.ID, "")
-	if err != nil || none.SourceVersion != nil {
+	if err != nil || none.SourceVersion != "" {
 		t.Fatalf("CreateBuild without version = %+v, %v; want NULL source_version", none, err)
 	}
 	got, err := svc.GetBuild(ctx, b.ID)
@@ -102,13 +102,13 @@ func TestBuildTransitions(t *testing.T) {
 				if got.Status != to || !got.UpdatedAt.After(b.UpdatedAt) && !got.UpdatedAt.Equal(b.UpdatedAt) {
 					t.Errorf("%s -> %s: got %+v", from, to, got)
 				}
-				if (to == deploydb.BuildInProgress) != (got.StartedAt != nil && b.StartedAt == nil) {
+				if (to == deploydb.BuildInProgress) != (!got.StartedAt.IsZero() && b.StartedAt.IsZero()) {
 					t.Errorf("%s -> %s: started_at %v -> %v", from, to, b.StartedAt, got.StartedAt)
 				}
-				if to.Terminal() != (got.FinishedAt != nil) {
+				if to.Terminal() != (!got.FinishedAt.IsZero()) {
 					t.Errorf("%s -> %s: finished_at = %v", from, to, got.FinishedAt)
 				}
-				if b.StartedAt != nil && (got.StartedAt == nil || !got.StartedAt.Equal(*b.StartedAt)) {
+				if !b.StartedAt.IsZero() && (got.StartedAt.IsZero() || !got.StartedAt.Equal(b.StartedAt)) {
 					t.Errorf("%s -> %s: started_at changed from %v to %v", from, to, b.StartedAt, got.StartedAt)
 				}
 			default:
@@ -210,9 +210,9 @@ func TestCreateBuildsCopy(t *testing.T) {
 	end := start.Add(time.Minute)
 	v := "v1"
 	rows := []deploydb.BuildRow{
-		{AppID: app.ID, SourceVersion: &v},
-		{AppID: app.ID, Status: deploydb.BuildSucceeded, CreatedAt: start, StartedAt: &start, FinishedAt: &end},
-		{AppID: app.ID, Status: deploydb.BuildInProgress, StartedAt: &start},
+		{AppID: app.ID, SourceVersion: v},
+		{AppID: app.ID, Status: deploydb.BuildSucceeded, CreatedAt: start, StartedAt: start, FinishedAt: end},
+		{AppID: app.ID, Status: deploydb.BuildInProgress, StartedAt: start},
 	}
 	n, err := svc.CreateBuilds(ctx, rows)
 	if err != nil || n != 3 {

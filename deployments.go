@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
 // CreateDeployment creates a pending deployment of a build to an environment
@@ -21,13 +21,13 @@ func (s *Service) CreateDeployment(ctx context.Context, appID, buildID int64, en
 	if !validLabel(environment) {
 		return Deployment{}, checkName(createDeploymentOp(buildID), "environment", environment)
 	}
-	d, err := s.q.CreateDeployment(ctx, gen.CreateDeploymentParams{AppID: appID, BuildID: buildID, Environment: environment})
+	d, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{AppID: appID, BuildID: buildID, Environment: environment})
 	if err == nil {
-		return d, nil
+		return deploymentFromRow(d), nil
 	}
 	op := createDeploymentOp(buildID) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return d, mapError(opWrite, op, err)
+		return Deployment{}, mapError(opWrite, op, err)
 	}
 	// The insert's guard matched nothing: say why.
 	b, err := s.q.GetBuild(ctx, buildID)
@@ -48,7 +48,10 @@ func createDeploymentOp(buildID int64) string {
 // GetDeployment returns the deployment with the given id, or ErrNotFound.
 func (s *Service) GetDeployment(ctx context.Context, id int64) (Deployment, error) {
 	d, err := s.q.GetDeployment(ctx, id)
-	return d, mapError(opRead, "get deployment "+strconv.FormatInt(id, 10), err)
+	if err != nil {
+		return Deployment{}, mapError(opRead, "get deployment "+strconv.FormatInt(id, 10), err)
+	}
+	return deploymentFromRow(d), nil
 }
 
 // GetDeploymentWithBuild returns a deployment and the build it deploys in one
@@ -58,7 +61,7 @@ func (s *Service) GetDeploymentWithBuild(ctx context.Context, id int64) (Deploym
 	if err != nil {
 		return DeploymentWithBuild{}, mapError(opRead, "get deployment "+strconv.FormatInt(id, 10)+" with build", err)
 	}
-	return DeploymentWithBuild{Deployment: r.Deployment, Build: r.Build}, nil
+	return DeploymentWithBuild{Deployment: deploymentFromRow(r.Deployment), Build: buildFromRow(r.Build)}, nil
 }
 
 // ListAppDeployments returns an app's newest deployments: limit rows at most
@@ -69,8 +72,11 @@ func (s *Service) ListAppDeployments(ctx context.Context, appID int64, limit int
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListAppDeployments(ctx, gen.ListAppDeploymentsParams{AppID: appID, MaxRows: n})
-	return rows, mapError(opRead, op, err)
+	rows, err := s.q.ListAppDeployments(ctx, dbsqlc.ListAppDeploymentsParams{AppID: appID, MaxRows: n})
+	if err != nil {
+		return nil, mapError(opRead, op, err)
+	}
+	return rowsTo(rows, deploymentFromRow), nil
 }
 
 // ListAppDeploymentsPaged returns one page of an app's deployments, newest
@@ -90,8 +96,11 @@ func (s *Service) GetLatestDeployment(ctx context.Context, appID int64, environm
 	if err := checkName(op, "environment", environment); err != nil {
 		return Deployment{}, err
 	}
-	d, err := s.q.GetLatestDeployment(ctx, gen.GetLatestDeploymentParams{AppID: appID, Environment: environment})
-	return d, mapError(opRead, op, err)
+	d, err := s.q.GetLatestDeployment(ctx, dbsqlc.GetLatestDeploymentParams{AppID: appID, Environment: environment})
+	if err != nil {
+		return Deployment{}, mapError(opRead, op, err)
+	}
+	return deploymentFromRow(d), nil
 }
 
 // ListSuccessfulDeployments returns an app's most recently finished deployed
@@ -103,8 +112,11 @@ func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID int64, li
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListSuccessfulDeployments(ctx, gen.ListSuccessfulDeploymentsParams{AppID: appID, MaxRows: n})
-	return rows, mapError(opRead, op, err)
+	rows, err := s.q.ListSuccessfulDeployments(ctx, dbsqlc.ListSuccessfulDeploymentsParams{AppID: appID, MaxRows: n})
+	if err != nil {
+		return nil, mapError(opRead, op, err)
+	}
+	return rowsTo(rows, deploymentFromRow), nil
 }
 
 // UpdateDeploymentStatus moves a deployment to status to. The lifecycle is
@@ -123,13 +135,13 @@ func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to Deplo
 	if !to.Valid() {
 		return Deployment{}, invalidArg(updateDeploymentOp(id), "unknown deployment status %q", truncate(string(to)))
 	}
-	d, err := s.q.UpdateDeploymentStatus(ctx, gen.UpdateDeploymentStatusParams{ID: id, NewStatus: string(to)})
+	d, err := s.q.UpdateDeploymentStatus(ctx, dbsqlc.UpdateDeploymentStatusParams{ID: id, NewStatus: string(to)})
 	if err == nil {
-		return d, nil
+		return deploymentFromRow(d), nil
 	}
 	op := updateDeploymentOp(id) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return d, mapError(opWrite, op, err)
+		return Deployment{}, mapError(opWrite, op, err)
 	}
 	cur, err := s.q.GetDeployment(ctx, id)
 	if err != nil {
@@ -141,10 +153,10 @@ func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to Deplo
 		return Deployment{}, &Error{Kind: ErrConflict, Op: op,
 			Msg: "the deployment has operations and its status follows them; move its operations instead (TransitionOperation, MarkStarted, ...)"}
 	}
-	if cur.Status == to {
-		return cur, nil
+	if DeploymentStatus(cur.Status) == to {
+		return deploymentFromRow(cur), nil
 	}
-	return Deployment{}, &TransitionError{Entity: "deployment", ID: id, From: string(cur.Status), To: string(to)}
+	return Deployment{}, &TransitionError{Entity: "deployment", ID: id, From: cur.Status, To: string(to)}
 }
 
 func updateDeploymentOp(id int64) string {

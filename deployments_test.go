@@ -38,7 +38,7 @@ func TestCreateDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d.AppID != app.ID || d.BuildID != ok.ID || d.Environment != deploydb.DefaultEnvironment ||
-		d.Status != deploydb.DeploymentPending || d.StartedAt != nil || d.FinishedAt != nil {
+		d.Status != deploydb.DeploymentPending || !d.StartedAt.IsZero() || !d.FinishedAt.IsZero() {
 		t.Fatalf("unexpected deployment %+v", d)
 	}
 	if got, err := svc.GetDeployment(ctx, d.ID); err != nil || !reflect.DeepEqual(got, d) {
@@ -103,13 +103,13 @@ func TestDeploymentTransitions(t *testing.T) {
 					t.Errorf("%s -> %s: %+v, %v", from, to, got, err)
 					continue
 				}
-				if to == deploydb.DeploymentInProgress && got.StartedAt == nil {
+				if to == deploydb.DeploymentInProgress && got.StartedAt.IsZero() {
 					t.Errorf("%s -> %s: started_at not set", from, to)
 				}
-				if to.Terminal() != (got.FinishedAt != nil) {
+				if to.Terminal() != (!got.FinishedAt.IsZero()) {
 					t.Errorf("%s -> %s: finished_at = %v", from, to, got.FinishedAt)
 				}
-				if got.FinishedAt != nil && got.StartedAt != nil && got.FinishedAt.Before(*got.StartedAt) {
+				if !got.FinishedAt.IsZero() && !got.StartedAt.IsZero() && got.FinishedAt.Before(got.StartedAt) {
 					t.Errorf("%s -> %s: finished before it started", from, to)
 				}
 			default:

@@ -49,7 +49,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(dwb.Deployment.Status, *dwb.Build.SourceVersion)
+	fmt.Println(dwb.Deployment.Status, dwb.Build.SourceVersion)
 }
 
 // ExampleService_ListDeployments walks every page of an app's deployments

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
 // DeploymentOrder is the column ListDeployments sorts by.
@@ -184,58 +184,59 @@ func (s *Service) ListDeployments(ctx context.Context, appID int64, filter Deplo
 			pos.at = l.start
 		}
 	}
-	rows, err := s.listDeployments(ctx, appID, l, pos, int32(size+1))
+	raw, err := s.listDeployments(ctx, appID, l, pos, int32(size+1))
 	if err != nil {
 		return Page[Deployment]{}, mapError(opRead, op, err)
 	}
+	rows := rowsTo(raw, deploymentFromRow)
 	key := func(d Deployment) position { return position{d.CreatedAt, d.ID} }
 	switch l.f.OrderBy {
 	case OrderByUpdatedAt:
 		key = func(d Deployment) position { return position{d.UpdatedAt, d.ID} }
 	case OrderByFinishedAt:
 		// Terminal statuses always have finished_at (CHECK constraint).
-		key = func(d Deployment) position { return position{*d.FinishedAt, d.ID} }
+		key = func(d Deployment) position { return position{d.FinishedAt, d.ID} }
 	}
 	return finishPage(s.cursors, l.scope, rows, size, key), nil
 }
 
 // listDeployments runs the query that serves l.
-func (s *Service) listDeployments(ctx context.Context, appID int64, l deploymentList, pos position, n int32) ([]Deployment, error) {
+func (s *Service) listDeployments(ctx context.Context, appID int64, l deploymentList, pos position, n int32) ([]dbsqlc.Deployment, error) {
 	f, q := l.f, s.q
 	switch f.OrderBy {
 	case OrderByUpdatedAt:
 		if l.asc {
-			return q.ListUpdatedDeploymentsPagedAsc(ctx, gen.ListUpdatedDeploymentsPagedAscParams{
+			return q.ListUpdatedDeploymentsPagedAsc(ctx, dbsqlc.ListUpdatedDeploymentsPagedAscParams{
 				AppID: appID, UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
 		}
-		return q.ListUpdatedDeploymentsPaged(ctx, gen.ListUpdatedDeploymentsPagedParams{
+		return q.ListUpdatedDeploymentsPaged(ctx, dbsqlc.ListUpdatedDeploymentsPagedParams{
 			AppID: appID, UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case OrderByFinishedAt:
 		if l.asc {
-			return q.ListFinishedDeploymentsPagedAsc(ctx, gen.ListFinishedDeploymentsPagedAscParams{
-				AppID: appID, Status: f.Status, FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
+			return q.ListFinishedDeploymentsPagedAsc(ctx, dbsqlc.ListFinishedDeploymentsPagedAscParams{
+				AppID: appID, Status: string(f.Status), FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
 		}
-		return q.ListFinishedDeploymentsPaged(ctx, gen.ListFinishedDeploymentsPagedParams{
-			AppID: appID, Status: f.Status, FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
+		return q.ListFinishedDeploymentsPaged(ctx, dbsqlc.ListFinishedDeploymentsPagedParams{
+			AppID: appID, Status: string(f.Status), FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
 	}
 	switch {
 	case f.Environment != "" && l.asc:
-		return q.ListEnvironmentDeploymentsPagedAsc(ctx, gen.ListEnvironmentDeploymentsPagedAscParams{
+		return q.ListEnvironmentDeploymentsPagedAsc(ctx, dbsqlc.ListEnvironmentDeploymentsPagedAscParams{
 			AppID: appID, Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case f.Environment != "":
-		return q.ListEnvironmentDeploymentsPaged(ctx, gen.ListEnvironmentDeploymentsPagedParams{
+		return q.ListEnvironmentDeploymentsPaged(ctx, dbsqlc.ListEnvironmentDeploymentsPagedParams{
 			AppID: appID, Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case f.Status != "" && l.asc:
-		return q.ListStatusDeploymentsPagedAsc(ctx, gen.ListStatusDeploymentsPagedAscParams{
-			AppID: appID, Status: f.Status, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+		return q.ListStatusDeploymentsPagedAsc(ctx, dbsqlc.ListStatusDeploymentsPagedAscParams{
+			AppID: appID, Status: string(f.Status), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case f.Status != "":
-		return q.ListStatusDeploymentsPaged(ctx, gen.ListStatusDeploymentsPagedParams{
-			AppID: appID, Status: f.Status, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+		return q.ListStatusDeploymentsPaged(ctx, dbsqlc.ListStatusDeploymentsPagedParams{
+			AppID: appID, Status: string(f.Status), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case l.asc:
-		return q.ListAppDeploymentsPagedAsc(ctx, gen.ListAppDeploymentsPagedAscParams{
+		return q.ListAppDeploymentsPagedAsc(ctx, dbsqlc.ListAppDeploymentsPagedAscParams{
 			AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	}
-	return q.ListAppDeploymentsPaged(ctx, gen.ListAppDeploymentsPagedParams{
+	return q.ListAppDeploymentsPaged(ctx, dbsqlc.ListAppDeploymentsPagedParams{
 		AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 }
 

@@ -75,8 +75,8 @@ func TestListDeploymentsMatchesModel(t *testing.T) {
 	mid := all[15].UpdatedAt
 	var midFinished time.Time
 	for _, d := range all {
-		if d.FinishedAt != nil && d.Status == deploydb.DeploymentDeployed {
-			midFinished = *d.FinishedAt
+		if !d.FinishedAt.IsZero() && d.Status == deploydb.DeploymentDeployed {
+			midFinished = d.FinishedAt
 		}
 	}
 
@@ -127,7 +127,7 @@ func model(all []deploydb.Deployment, f deploydb.DeploymentFilter) []int64 {
 	case deploydb.OrderByUpdatedAt:
 		key = func(d deploydb.Deployment) time.Time { return d.UpdatedAt }
 	case deploydb.OrderByFinishedAt:
-		key = func(d deploydb.Deployment) time.Time { return *d.FinishedAt }
+		key = func(d deploydb.Deployment) time.Time { return d.FinishedAt }
 	}
 	for _, d := range all {
 		if f.Status != "" && d.Status != f.Status || f.Environment != "" && d.Environment != f.Environment {

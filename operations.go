@@ -7,29 +7,9 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/deploydb/deploydb/gen"
-	"github.com/deploydb/deploydb/status"
-)
-
-// Operation is the rollout of one deployment to one target (a cluster, a
-// region). Its state moves through the operation state machine; the parent
-// deployment's status is derived from its operations' states.
-type Operation = gen.DeploymentOperation
-
-// OperationState is the state of an operation; see package status.
-type OperationState = status.Operation
-
-// Operation states.
-const (
-	OperationPending           = status.OperationPending
-	OperationRunning           = status.OperationRunning
-	OperationWaitingForCutover = status.OperationWaitingForCutover
-	OperationCuttingOver       = status.OperationCuttingOver
-	OperationCompleted         = status.OperationCompleted
-	OperationFailed            = status.OperationFailed
-	OperationStopped           = status.OperationStopped
-	OperationReverted          = status.OperationReverted
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
 // Limits on operation input.
@@ -97,8 +77,12 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, appID, buildI
 		if d, err = tx.CreateDeployment(ctx, appID, buildID, environment); err != nil {
 			return err
 		}
-		ops, err = tx.q.CreateDeploymentOperations(ctx, gen.CreateDeploymentOperationsParams{DeploymentID: d.ID, Targets: targets})
-		return mapError(opWrite, op, err)
+		rows, err := tx.q.CreateDeploymentOperations(ctx, dbsqlc.CreateDeploymentOperationsParams{DeploymentID: d.ID, Targets: targets})
+		if err != nil {
+			return mapError(opWrite, op, err)
+		}
+		ops = rowsTo(rows, operationFromRow)
+		return nil
 	})
 	if err != nil {
 		return Deployment{}, nil, err
@@ -109,7 +93,10 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, appID, buildI
 // GetOperation returns the operation with the given id, or ErrNotFound.
 func (s *Service) GetOperation(ctx context.Context, id int64) (Operation, error) {
 	o, err := s.q.GetOperation(ctx, id)
-	return o, mapError(opRead, "get operation "+strconv.FormatInt(id, 10), err)
+	if err != nil {
+		return Operation{}, mapError(opRead, "get operation "+strconv.FormatInt(id, 10), err)
+	}
+	return operationFromRow(o), nil
 }
 
 // GetOperationByDeploymentAndTarget returns a deployment's operation on a
@@ -119,15 +106,21 @@ func (s *Service) GetOperationByDeploymentAndTarget(ctx context.Context, deploym
 	if err := checkTarget(op, target); err != nil {
 		return Operation{}, err
 	}
-	o, err := s.q.GetOperationByDeploymentAndTarget(ctx, gen.GetOperationByDeploymentAndTargetParams{DeploymentID: deploymentID, Target: target})
-	return o, mapError(opRead, op, err)
+	o, err := s.q.GetOperationByDeploymentAndTarget(ctx, dbsqlc.GetOperationByDeploymentAndTargetParams{DeploymentID: deploymentID, Target: target})
+	if err != nil {
+		return Operation{}, mapError(opRead, op, err)
+	}
+	return operationFromRow(o), nil
 }
 
 // ListDeploymentOperations returns a deployment's operations ordered by
 // target (empty for a deployment without operations).
 func (s *Service) ListDeploymentOperations(ctx context.Context, deploymentID int64) ([]Operation, error) {
 	ops, err := s.q.ListDeploymentOperations(ctx, deploymentID)
-	return ops, mapError(opRead, "list deployment operations", err)
+	if err != nil {
+		return nil, mapError(opRead, "list deployment operations", err)
+	}
+	return rowsTo(ops, operationFromRow), nil
 }
 
 // ListActiveOperationsByTarget returns the operations under way on a target
@@ -142,8 +135,11 @@ func (s *Service) ListActiveOperationsByTarget(ctx context.Context, target strin
 	if err != nil {
 		return nil, err
 	}
-	ops, err := s.q.ListActiveOperationsByTarget(ctx, gen.ListActiveOperationsByTargetParams{Target: target, MaxRows: n})
-	return ops, mapError(opRead, op, err)
+	ops, err := s.q.ListActiveOperationsByTarget(ctx, dbsqlc.ListActiveOperationsByTargetParams{Target: target, MaxRows: n})
+	if err != nil {
+		return nil, mapError(opRead, op, err)
+	}
+	return rowsTo(ops, operationFromRow), nil
 }
 
 // TransitionOperation moves an operation to state to and, in the same
@@ -169,17 +165,17 @@ func (s *Service) TransitionOperation(ctx context.Context, id int64, to Operatio
 	if !to.Valid() {
 		return Operation{}, false, invalidArg(op, "unknown operation state %q", truncate(string(to)))
 	}
-	var reason *string
+	var reason pgtype.Text
 	if to == OperationFailed && lastError != "" {
 		if err := checkText(op, "failure reason", lastError, MaxLastErrorLen); err != nil {
 			return Operation{}, false, err
 		}
-		reason = &lastError
+		reason = nullText(lastError)
 	}
 	err = s.InTx(ctx, func(tx *Service) error {
-		moved, err := tx.q.TransitionOperation(ctx, gen.TransitionOperationParams{ID: id, NewState: string(to), LastError: reason})
+		moved, err := tx.q.TransitionOperation(ctx, dbsqlc.TransitionOperationParams{ID: id, NewState: string(to), LastError: reason})
 		if err == nil {
-			o, changed = moved, true
+			o, changed = operationFromRow(moved), true
 			return tx.syncDeployment(ctx, op, moved.DeploymentID)
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -189,11 +185,11 @@ func (s *Service) TransitionOperation(ctx context.Context, id int64, to Operatio
 		switch {
 		case err != nil:
 			return mapError(opRead, op, err)
-		case cur.State == to:
-			o = cur
+		case OperationState(cur.State) == to:
+			o = operationFromRow(cur)
 			return nil
 		}
-		return &TransitionError{Entity: "operation", ID: id, From: string(cur.State), To: string(to)}
+		return &TransitionError{Entity: "operation", ID: id, From: cur.State, To: string(to)}
 	})
 	if err != nil {
 		return Operation{}, false, err
@@ -268,14 +264,14 @@ func (s *Service) ClaimNextOperation(ctx context.Context, target, worker string)
 	}
 	var o Operation
 	err := s.InTx(ctx, func(tx *Service) error {
-		var err error
-		o, err = tx.q.ClaimNextOperation(ctx, gen.ClaimNextOperationParams{Target: target, Worker: worker})
+		row, err := tx.q.ClaimNextOperation(ctx, dbsqlc.ClaimNextOperationParams{Target: target, Worker: worker})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return &Error{Kind: ErrNotFound, Op: op, Msg: "no claimable operation", Err: err}
 		}
 		if err != nil {
 			return mapError(opWrite, op, err)
 		}
+		o = operationFromRow(row)
 		return tx.syncDeployment(ctx, op, o.DeploymentID)
 	})
 	if err != nil {
@@ -308,15 +304,15 @@ func (s *Service) syncDeployment(ctx context.Context, op string, deploymentID in
 	}
 	states := make([]OperationState, len(rows))
 	for i, r := range rows {
-		states[i] = r.State
+		states[i] = OperationState(r.State)
 	}
 	st := DeriveDeploymentStatus(states...)
 	started, finished := deriveTimestamps(st, rows)
-	if d.Status == st && sameTime(d.StartedAt, started) && sameTime(d.FinishedAt, finished) {
+	if DeploymentStatus(d.Status) == st && timeOf(d.StartedAt).Equal(started) && timeOf(d.FinishedAt).Equal(finished) {
 		return nil // nothing to write
 	}
-	_, err = s.q.SetDerivedDeploymentStatus(ctx, gen.SetDerivedDeploymentStatusParams{
-		ID: deploymentID, Status: st, StartedAt: started, FinishedAt: finished,
+	_, err = s.q.SetDerivedDeploymentStatus(ctx, dbsqlc.SetDerivedDeploymentStatusParams{
+		ID: deploymentID, Status: string(st), StartedAt: nullTime(started), FinishedAt: nullTime(finished),
 	})
 	if err != nil {
 		return mapError(opWrite, fmt.Sprintf("%s: set deployment %d status to %s", op, deploymentID, st), err)

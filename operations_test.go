@@ -122,7 +122,7 @@ func TestCreateDeploymentWithTargets(t *testing.T) {
 		t.Fatalf("got %+v with %d operations", d, len(ops))
 	}
 	for _, o := range ops {
-		if o.DeploymentID != d.ID || o.State != deploydb.OperationPending || o.Attempt != 1 || o.StartedAt != nil || o.ClaimedBy != nil {
+		if o.DeploymentID != d.ID || o.State != deploydb.OperationPending || o.Attempt != 1 || !o.StartedAt.IsZero() || o.ClaimedBy != "" {
 			t.Fatalf("unexpected operation %+v", o)
 		}
 	}
@@ -250,28 +250,24 @@ func checkOperationMove(t *testing.T, from, to deploydb.OperationState, before, 
 	}
 	switch {
 	case to == deploydb.OperationFailed:
-		if got.LastError == nil || *got.LastError != "boom" {
+		if got.LastError != "boom" {
 			t.Errorf("%s -> failed: last_error %v", from, got.LastError)
 		}
-	case !sameString(got.LastError, before.LastError):
+	case got.LastError != before.LastError:
 		t.Errorf("%s -> %s: last_error changed from %v to %v", from, to, before.LastError, got.LastError)
 	}
-	if before.StartedAt != nil && !got.StartedAt.Equal(*before.StartedAt) {
+	if !before.StartedAt.IsZero() && !got.StartedAt.Equal(before.StartedAt) {
 		t.Errorf("%s -> %s: started_at moved", from, to)
 	}
-	if to == deploydb.OperationRunning && got.StartedAt == nil {
+	if to == deploydb.OperationRunning && got.StartedAt.IsZero() {
 		t.Errorf("%s -> running: started_at not set", from)
 	}
-	if to.Finished() != (got.FinishedAt != nil) {
+	if to.Finished() != (!got.FinishedAt.IsZero()) {
 		t.Errorf("%s -> %s: finished_at = %v", from, to, got.FinishedAt)
 	}
-	if to == deploydb.OperationPending && (got.ClaimedBy != nil || got.ClaimedAt != nil) {
+	if to == deploydb.OperationPending && (got.ClaimedBy != "" || !got.ClaimedAt.IsZero()) {
 		t.Errorf("%s -> pending: claim kept", from)
 	}
-}
-
-func sameString(a, b *string) bool {
-	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 func TestRetryKeepsErrorAndCountsAttempts(t *testing.T) {
@@ -289,17 +285,17 @@ func TestRetryKeepsErrorAndCountsAttempts(t *testing.T) {
 		if err != nil || o.Attempt != attempt {
 			t.Fatalf("attempt %d: %+v, %v", attempt, o, err)
 		}
-		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentFailed || dd.FinishedAt == nil {
+		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentFailed || dd.FinishedAt.IsZero() {
 			t.Fatalf("deployment after failure: %+v", dd)
 		}
-		if o, err = svc.Retry(ctx, id); err != nil || o.Attempt != attempt+1 || o.LastError == nil || !strings.HasPrefix(*o.LastError, fmt.Sprint("attempt ", attempt)) {
+		if o, err = svc.Retry(ctx, id); err != nil || o.Attempt != attempt+1 || o.LastError == "" || !strings.HasPrefix(o.LastError, fmt.Sprint("attempt ", attempt)) {
 			t.Fatalf("retry %d: %+v, %v", attempt, o, err)
 		}
 		// A repeated Retry is a no-op: the attempt is not counted twice.
 		if again, err := svc.Retry(ctx, id); err != nil || again.Attempt != attempt+1 {
 			t.Fatalf("repeated retry: %+v, %v", again, err)
 		}
-		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentPending || dd.FinishedAt != nil || dd.StartedAt == nil {
+		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentPending || !dd.FinishedAt.IsZero() || dd.StartedAt.IsZero() {
 			t.Fatalf("deployment after retry: %+v", dd)
 		}
 	}
@@ -359,7 +355,7 @@ func TestRolloutScenario(t *testing.T) {
 		}
 	}
 	o, _ := svc.GetOperation(ctx, eu)
-	if o.ClaimedBy == nil || *o.ClaimedBy != "worker-1" || o.ClaimedAt == nil {
+	if o.ClaimedBy == "" || o.ClaimedBy != "worker-1" || o.ClaimedAt.IsZero() {
 		t.Fatalf("claim not recorded: %+v", o)
 	}
 	active, err := svc.ListActiveOperationsByTarget(ctx, "eu", 10)

@@ -123,7 +123,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (err err
 		}
 		ids := ""
 		for _, b := range p.Items {
-			ids += fmt.Sprintf(" #%d(%s)", b.ID, *b.SourceVersion)
+			ids += fmt.Sprintf(" #%d(%s)", b.ID, b.SourceVersion)
 		}
 		w.line("page %d:%s  next cursor: %s", n, ids, short(p.NextCursor))
 		if p.NextCursor == "" {
@@ -139,7 +139,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (err err
 	if err != nil {
 		return err
 	}
-	w.line("latest successful build of %s: #%d (%s)", checkout.Name, latest.ID, *latest.SourceVersion)
+	w.line("latest successful build of %s: #%d (%s)", checkout.Name, latest.ID, latest.SourceVersion)
 	_, err = svc.CreateDeployment(ctx, checkout.ID, builds[3].ID, "production")
 	w.refused(fmt.Sprintf("deploying failed build #%d", builds[3].ID), err, deploydb.ErrInvalidArgument)
 	staging, err := svc.CreateDeployment(ctx, checkout.ID, builds[2].ID, "staging")
@@ -177,7 +177,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (err err
 		return err
 	}
 	w.line("GetDeploymentWithBuild(%d): %s to %s, %s at %s; build #%d %s (%s)", prod.ID, dwb.Deployment.Status,
-		dwb.Deployment.Environment, "finished", clock(dwb.Deployment.FinishedAt), dwb.Build.ID, *dwb.Build.SourceVersion, dwb.Build.Status)
+		dwb.Deployment.Environment, "finished", clock(dwb.Deployment.FinishedAt), dwb.Build.ID, dwb.Build.SourceVersion, dwb.Build.Status)
 	_, err = svc.UpdateDeploymentStatus(ctx, prod.ID, deploydb.DeploymentInProgress)
 	w.refused(fmt.Sprintf("moving deployed deployment %d back to in_progress", prod.ID), err, deploydb.ErrInvalidTransition)
 
@@ -239,8 +239,8 @@ func (w *walkthrough) refused(what string, err, want error) {
 	}
 }
 
-func clock(t *time.Time) string {
-	if t == nil {
+func clock(t time.Time) string {
+	if t.IsZero() {
 		return "-"
 	}
 	return t.Local().Format("15:04:05.000")
@@ -333,18 +333,14 @@ func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, app
 		return err
 	}
 	for _, o := range final {
-		lastErr := "-"
-		if o.LastError != nil {
-			lastErr = *o.LastError
-		}
-		w.line("  %-9s %-10s attempt %d, claimed by %s, last error: %s", o.Target, o.State, o.Attempt, deref(o.ClaimedBy), lastErr)
+		w.line("  %-9s %-10s attempt %d, claimed by %s, last error: %s", o.Target, o.State, o.Attempt, orDash(o.ClaimedBy), orDash(o.LastError))
 	}
 	return nil
 }
 
-func deref(s *string) string {
-	if s == nil {
+func orDash(s string) string {
+	if s == "" {
 		return "-"
 	}
-	return *s
+	return s
 }

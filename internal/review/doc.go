@@ -14,7 +14,7 @@
 //     constraints it validated. A reviewed exception is a line
 //     `-- deploydb:allow <rule> <reason>` in the migration file.
 //  3. Drift: schema.hcl re-diffs to no new migration, atlas.sum is valid,
-//     gen/ is what sqlc generates (sqlc diff), docs/schema.md is current.
+//     internal/dbsqlc is what sqlc generates (sqlc diff), docs/schema.md is current.
 //  4. Query plans: every query of queries/ under EXPLAIN (ANALYZE, BUFFERS)
 //     with representative parameters (params.go) on a deterministic seeded
 //     data set (seed.go); sequential scans of the big tables, sorts of more
