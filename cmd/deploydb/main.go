@@ -1,6 +1,8 @@
 // Command deploydb applies deploydb's embedded migrations, safely from CD
-// pipelines and from many replicas at once, and runs a demo walkthrough of
-// the data layer.
+// pipelines and from many replicas at once, creates the least-privilege
+// roles and loads the benchmark data set. It links no test infrastructure:
+// the demo walkthrough, which may start a throwaway PostgreSQL, is the
+// separate command deploydb-demo.
 //
 // Usage:
 //
@@ -9,7 +11,6 @@
 //	deploydb migrate validate                          check the files (and the applied ones)
 //	deploydb migrate down [N | --to VERSION]           roll back the last N files (default 1)
 //	deploydb migrate baseline VERSION                  adopt a database created without deploydb
-//	deploydb demo [--url URL]                          seed sample data and walk through the API
 //	deploydb roles [--url ADMIN_URL]                   create the owner and app roles (least privilege)
 //	deploydb seed [--apps N --builds N ...]            load the deterministic benchmark data set
 //
@@ -17,8 +18,6 @@
 // takes --json for a machine-readable report on stdout and --help for its
 // flags. Exit codes: 0 ok, 1 failed, 2 usage, 3 pending, 4 checksum
 // mismatch, 5 locked, 6 data loss refused (see exitUsage and the README).
-// demo without a URL starts a throwaway local PostgreSQL and removes it
-// afterwards.
 package main
 
 import (
@@ -52,12 +51,10 @@ Usage:
   deploydb migrate validate                        check the migration files (with a URL: and the applied ones)
   deploydb migrate down [N | --to VERSION]         roll back the last N applied files (default 1)
   deploydb migrate baseline VERSION                adopt a database whose schema was created without deploydb
-  deploydb demo                                    seed sample data and print a walkthrough of the API
   deploydb roles [--owner NAME] [--app NAME]       create the migration owner and the DML-only app role
   deploydb seed [--apps N] [--builds N] ...        load a deterministic data set with COPY (benchmarks)
 
-The database URL is read from --url, else from DATABASE_URL. "demo" without
-either starts a throwaway local PostgreSQL and removes it afterwards.
+The database URL is read from --url, else from DATABASE_URL.
 Every command takes --help; migrate commands take --json.
 
 Exit codes (migrate):
@@ -92,8 +89,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout, stderr)
-	case "demo":
-		return finish(demo(ctx, args[1:], stdout, stderr), stderr)
 	case "roles":
 		return finish(runRoles(ctx, args[1:], stdout, stderr), stderr)
 	case "seed":

@@ -53,24 +53,3 @@ func TestUsageErrors(t *testing.T) {
 		t.Fatalf("bad URL: code %d, %q", code, errOut)
 	}
 }
-
-func TestDemo(t *testing.T) {
-	url := pgtest.EmptyURL(t)
-	code, out, errOut := runCmd(t, "demo", "--url", url)
-	if code != 0 {
-		t.Fatalf("demo failed (%d): %s\n%s", code, errOut, out)
-	}
-	if strings.Contains(out, "UNEXPECTED") {
-		t.Fatalf("demo saw unexpected results:\n%s", out)
-	}
-	for _, want := range []string{"refused as expected", "GetDeploymentWithBuild", "page 3:",
-		"waiting_for_cutover", "attempt 2, claimed by worker-ap-south-2", "deployment: deployed", "Demo finished."} {
-		if !strings.Contains(out, want) {
-			t.Errorf("demo output lacks %q", want)
-		}
-	}
-	// Running it again on the same database works (run-unique names).
-	if code, out, errOut := runCmd(t, "demo", "--url", url); code != 0 || strings.Contains(out, "UNEXPECTED") {
-		t.Fatalf("second demo run (%d): %s\n%s", code, errOut, out)
-	}
-}
