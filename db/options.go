@@ -48,6 +48,7 @@ type migrateConfig struct {
 	maxBackoff       time.Duration
 	allowDataLoss    bool
 	force            bool
+	connectTimeout   time.Duration // WithConnectTimeout; 0: the URL's, else DefaultConnectTimeout
 }
 
 func newConfig(opts []MigrateOption) migrateConfig {
