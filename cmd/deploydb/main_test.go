@@ -46,8 +46,13 @@ func TestUsageErrors(t *testing.T) {
 	if code, _, errOut := runCmd(t, "frobnicate"); code != 2 || !strings.Contains(errOut, "unknown command") {
 		t.Fatalf("unknown command: code %d, %q", code, errOut)
 	}
-	if code, out, _ := runCmd(t, "--help"); code != 0 || !strings.Contains(out, "migrate up") {
-		t.Fatalf("--help: code %d", code)
+	if code, out, _ := runCmd(t, "--help"); code != 0 || !strings.Contains(out, "migrate up") ||
+		!strings.Contains(out, "--connect-timeout") || strings.Contains(out, "demo") {
+		t.Fatalf("--help: code %d\n%s", code, out)
+	}
+	// The demo is a command of its own (deploydb-demo).
+	if code, _, errOut := runCmd(t, "demo"); code != exitUsage || !strings.Contains(errOut, `unknown command "demo"`) {
+		t.Fatalf("demo: code %d, %q", code, errOut)
 	}
 	if code, _, errOut := runCmd(t, "migrate", "up", "--url", "postgres://u:hunter2@[::1/x"); code != exitUsage || strings.Contains(errOut, "hunter2") {
 		t.Fatalf("bad URL: code %d, %q", code, errOut)
