@@ -43,7 +43,10 @@ type MigrationError struct {
 	SQLState  string // PostgreSQL error code, when the server reported one
 	Err       error  // the underlying error
 	// Applied is how many statements of the file are in effect after the
-	// failure: always 0 for a transactional file.
+	// failure: 0 for a transactional file, unless the file's own statement
+	// ended the migrator's transaction (the session check after each
+	// statement stops the file there; Up refuses the statements it can see
+	// before anything runs).
 	Applied int
 	// Total is the number of statements in the file.
 	Total int

@@ -33,6 +33,9 @@ type UpReport struct {
 	Planned []FileRun `json:"planned,omitempty"`
 	// LockWait is how long the run waited for the migration lock.
 	LockWait time.Duration `json:"lock_wait_ns"`
+	// Refused lists the statements of pending files that the migrator
+	// refuses to run (CheckFile); when there are any, nothing ran.
+	Refused []Refusal `json:"refused,omitempty"`
 }
 
 // FileRun describes one migration file that a run applied or plans to.
@@ -73,6 +76,10 @@ func Migrate(ctx context.Context, databaseURL string, opts ...MigrateOption) err
 //
 //   - It verifies atlas.sum and refuses (ErrChecksum, nothing executed) a
 //     file the database applied whose content has changed since.
+//   - It refuses (ErrInvalidMigrations, nothing executed, not even the
+//     creation of the revisions table) to run any pending file when one of
+//     them holds transaction control or switches a timeout off (CheckFile);
+//     the report lists the statements in Refused.
 //   - It holds a PostgreSQL advisory lock for the whole run, the one the
 //     Atlas CLI takes, waiting at most WithLockWait for another run
 //     (ErrLocked).
@@ -86,6 +93,11 @@ func Migrate(ctx context.Context, databaseURL string, opts ...MigrateOption) err
 //   - Each file is recorded in atlas_schema_revisions in the Atlas CLI v0.12
 //     format. A failing file is reported as a *MigrationError with its name,
 //     statement and SQLSTATE.
+//   - After each statement the session is checked on the server's word: a
+//     transactional file must still be in the migrator's own transaction,
+//     a txmode none file outside any, and the timeouts the migrator set must
+//     still be on. A statement that changed that fails the file, so a file
+//     is never reported as applied unless it committed as one.
 //
 // An up-to-date database is left alone. On error the report still lists
 // the files applied before the failure.
@@ -113,12 +125,6 @@ func Up(ctx context.Context, databaseURL string, opts ...MigrateOption) (*UpRepo
 	if err != nil {
 		return rep, err
 	}
-	if !haveTable && !cfg.dryRun {
-		if _, err := s.db.ExecContext(ctx, createRevisionsTable); err != nil {
-			return rep, fmt.Errorf("db: create %s: %w", RevisionsTable, err)
-		}
-		haveTable = true
-	}
 	revs, err := s.readRevisions(ctx)
 	if err != nil {
 		return rep, err
@@ -133,6 +139,19 @@ func Up(ctx context.Context, databaseURL string, opts ...MigrateOption) (*UpRepo
 	pending, err := s.pending(ctx, haveTable)
 	if err != nil {
 		return rep, err
+	}
+	refused, err := checkFiles(pending)
+	if err != nil {
+		return rep, err
+	}
+	if len(refused) > 0 && !cfg.skipRefusalCheck {
+		rep.Refused = refused
+		return rep, refusedError(refused)
+	}
+	if !haveTable && !cfg.dryRun {
+		if _, err := s.db.ExecContext(ctx, createRevisionsTable); err != nil {
+			return rep, fmt.Errorf("db: create %s: %w", RevisionsTable, err)
+		}
 	}
 	if cfg.dryRun {
 		for _, f := range pending {
@@ -276,9 +295,15 @@ func (s *session) applyOnce(ctx context.Context, f migrate.File) (FileRun, error
 	return s.applyTx(ctx, f)
 }
 
-// applyTx runs the file and its revision bookkeeping in one transaction.
+// applyTx runs the file and its revision bookkeeping in one transaction,
+// and commits it only if it is still the migrator's transaction.
 func (s *session) applyTx(ctx context.Context, f migrate.File) (run FileRun, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return FileRun{Name: f.Name()}, fmt.Errorf("db: connect: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return FileRun{Name: f.Name()}, fmt.Errorf("db: begin migration %s: %w", f.Name(), err)
 	}
@@ -293,7 +318,16 @@ func (s *session) applyTx(ctx context.Context, f migrate.File) (run FileRun, err
 	if run, _, err = s.describe(ctx, tx, f); err != nil {
 		return run, err
 	}
-	if err := s.execute(ctx, tx, f, run); err != nil {
+	g, err := s.newSessionGuard(ctx, tx, conn, true)
+	if err != nil {
+		return run, err
+	}
+	if err := s.execute(ctx, tx, g, f, run); err != nil {
+		return run, err
+	}
+	// The revision rows were written after the last statement's check:
+	// check once more that what commits is the migrator's transaction.
+	if err := g.check(ctx); err != nil {
 		return run, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -339,13 +373,18 @@ func (s *session) applyNoTx(ctx context.Context, f migrate.File) (FileRun, error
 		}
 		run.DroppedIndexes = append(run.DroppedIndexes, ix.Name)
 	}
-	return run, s.execute(ctx, conn, f, run)
+	g, err := s.newSessionGuard(ctx, conn, conn, false)
+	if err != nil {
+		return run, err
+	}
+	return run, s.execute(ctx, conn, g, f, run)
 }
 
-// execute hands the file to the Atlas executor on q, which writes the
-// revision rows in the Atlas CLI's format, resuming a partially applied
-// txmode none file after its last applied statement.
-func (s *session) execute(ctx context.Context, q revisionQuerier, f migrate.File, run FileRun) error {
+// execute hands the file to the Atlas executor, which runs its statements
+// through g and writes the revision rows on q in the Atlas CLI's format,
+// resuming a partially applied txmode none file after its last applied
+// statement.
+func (s *session) execute(ctx context.Context, q revisionQuerier, g *sessionGuard, f migrate.File, run FileRun) error {
 	rrw := &revisions{q: q, schema: s.schema}
 	if run.Skipped == 0 {
 		// A revision without applied statements (an attempt that failed on
@@ -355,7 +394,7 @@ func (s *session) execute(ctx context.Context, q revisionQuerier, f migrate.File
 			return err
 		}
 	}
-	drv, err := postgres.Open(q)
+	drv, err := postgres.Open(g)
 	if err != nil {
 		return fmt.Errorf("db: open migration driver: %w", err)
 	}
@@ -423,7 +462,12 @@ func (s *session) fileError(ctx context.Context, f migrate.File, err error, run 
 	if errors.As(err, &pgErr) {
 		me.SQLState = pgErr.Code
 	}
-	if run.TxMode == txModeNone {
+	var sse *sessionError
+	if errors.As(err, &sse) && sse.committed {
+		me.Hint = "remove transaction control from the file (`deploydb migrate validate` names it): the statements " +
+			"before this one were committed; `deploydb migrate status` shows them"
+	}
+	if run.TxMode == txModeNone || sse != nil && sse.committed {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if r, rerr := (&revisions{q: s.db, schema: s.schema}).ReadRevision(rctx, f.Version()); rerr == nil {

@@ -48,6 +48,10 @@ type migrateConfig struct {
 	maxBackoff       time.Duration
 	allowDataLoss    bool
 	force            bool
+	connectTimeout   time.Duration // WithConnectTimeout; 0: the URL's, else DefaultConnectTimeout
+	// skipRefusalCheck lets tests prove the session check on files that
+	// the check before the run would refuse (export_test.go).
+	skipRefusalCheck bool
 }
 
 func newConfig(opts []MigrateOption) migrateConfig {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -123,12 +124,12 @@ END $$`, roleLiteral(schema+"."+t), sch, roleIdent(t), owner, sch, roleIdent(t),
 // a superuser), hands deploydb's existing tables to the owner, and grants the
 // app role DML on them and on every table the owner creates later. It is
 // idempotent. Run the migrations as the owner and the service as the app
-// role afterwards.
-func EnsureRoles(ctx context.Context, adminURL string, r Roles) error {
+// role afterwards. Of the options only WithConnectTimeout applies.
+func EnsureRoles(ctx context.Context, adminURL string, r Roles, opts ...MigrateOption) error {
 	if err := r.validate(); err != nil {
 		return err
 	}
-	conn, err := connectAdmin(ctx, adminURL)
+	conn, err := connectAdmin(ctx, adminURL, newConfig(opts).connectTimeout)
 	if err != nil {
 		return err
 	}
@@ -159,14 +160,15 @@ func EnsureRoles(ctx context.Context, adminURL string, r Roles) error {
 }
 
 // connectAdmin opens one connection without ever echoing the URL.
-func connectAdmin(ctx context.Context, databaseURL string) (*pgx.Conn, error) {
+func connectAdmin(ctx context.Context, databaseURL string, connectTimeout time.Duration) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, urlError(err)
 	}
+	setConnectTimeout(&cfg.Config, databaseURL, connectTimeout)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("db: connect to %s: %w", cfg.Host, err)
+		return nil, connectError(ctx, &cfg.Config, err)
 	}
 	return conn, nil
 }

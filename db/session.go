@@ -54,10 +54,11 @@ func openSession(ctx context.Context, databaseURL string, cfg migrateConfig) (*s
 	if _, ok := connCfg.RuntimeParams["application_name"]; !ok {
 		connCfg.RuntimeParams["application_name"] = applicationName
 	}
+	setConnectTimeout(&connCfg.Config, databaseURL, cfg.connectTimeout)
 	s := &session{cfg: cfg, connCfg: connCfg, db: openDB(connCfg), files: files, sums: sums}
 	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(current_schema(), '')`).Scan(&s.schema); err != nil {
 		s.db.Close()
-		return nil, fmt.Errorf("db: connect to %s: %w", connCfg.Host, err)
+		return nil, connectError(ctx, &connCfg.Config, err)
 	}
 	if s.schema == "" {
 		s.db.Close()

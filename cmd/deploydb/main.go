@@ -1,6 +1,8 @@
 // Command deploydb applies deploydb's embedded migrations, safely from CD
-// pipelines and from many replicas at once, and runs a demo walkthrough of
-// the data layer.
+// pipelines and from many replicas at once, creates the least-privilege
+// roles and loads the benchmark data set. It links no test infrastructure:
+// the demo walkthrough, which may start a throwaway PostgreSQL, is the
+// separate command deploydb-demo.
 //
 // Usage:
 //
@@ -9,21 +11,25 @@
 //	deploydb migrate validate                          check the files (and the applied ones)
 //	deploydb migrate down [N | --to VERSION]           roll back the last N files (default 1)
 //	deploydb migrate baseline VERSION                  adopt a database created without deploydb
-//	deploydb demo [--url URL]                          seed sample data and walk through the API
 //	deploydb roles [--url ADMIN_URL]                   create the owner and app roles (least privilege)
 //	deploydb seed [--apps N --builds N ...]            load the deterministic benchmark data set
 //
-// The database URL comes from --url or DATABASE_URL. Every migrate command
-// takes --json for a machine-readable report on stdout and --help for its
-// flags. Exit codes: 0 ok, 1 failed, 2 usage, 3 pending, 4 checksum
-// mismatch, 5 locked, 6 data loss refused (see exitUsage and the README).
-// demo without a URL starts a throwaway local PostgreSQL and removes it
-// afterwards.
+// The database URL comes from --url or DATABASE_URL. Every command takes
+// --help for its flags and --json for a machine-readable report on stdout
+// (command, exit_code, result, error), usage errors included.
+//
+// No command waits forever for a server: every connection it makes (pools,
+// the migrator's sessions, scratch databases, admin connections) gives up
+// after --connect-timeout, else the URL's connect_timeout, else 30 seconds,
+// the default of deploydb.Open, and the command exits 1 naming the timeout.
+// Negative durations and counts are usage errors.
+//
+// Exit codes: 0 ok, 1 failed, 2 usage, 3 pending, 4 checksum mismatch,
+// 5 locked, 6 data loss refused (see exitUsage and the README).
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,20 +58,23 @@ Usage:
   deploydb migrate validate                        check the migration files (with a URL: and the applied ones)
   deploydb migrate down [N | --to VERSION]         roll back the last N applied files (default 1)
   deploydb migrate baseline VERSION                adopt a database whose schema was created without deploydb
-  deploydb demo                                    seed sample data and print a walkthrough of the API
   deploydb roles [--owner NAME] [--app NAME]       create the migration owner and the DML-only app role
   deploydb seed [--apps N] [--builds N] ...        load a deterministic data set with COPY (benchmarks)
 
-The database URL is read from --url, else from DATABASE_URL. "demo" without
-either starts a throwaway local PostgreSQL and removes it afterwards.
-Every command takes --help; migrate commands take --json.
+The database URL is read from --url, else from DATABASE_URL. Every command
+takes --help, and --json for a JSON report on stdout (command, exit_code,
+result, error), usage errors included. Connecting gives up after
+--connect-timeout, else the URL's connect_timeout, else 30s. Negative
+durations and counts are usage errors.
 
-Exit codes (migrate):
+Exit codes:
   0  ok (status: every file applied)
-  1  failed: a statement failed (file, statement and SQLSTATE are printed);
+  1  failed: a statement failed (file, statement and SQLSTATE are printed),
+     or the server did not answer within the connect timeout;
      status: a file is partial or failed, or an invalid index is left over
-  2  usage: bad flags or arguments (an unknown version too), no or
-     unparsable database URL
+  2  usage: bad flags or arguments (an unknown command or version, a bad or
+     negative duration or number, a missing argument), no or unparsable
+     database URL
   3  pending: status found files that are not applied yet
   4  checksum mismatch: the files do not match atlas.sum, or an applied
      file was edited; nothing was executed
@@ -92,33 +101,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout, stderr)
-	case "demo":
-		return finish(demo(ctx, args[1:], stdout, stderr), stderr)
 	case "roles":
-		return finish(runRoles(ctx, args[1:], stdout, stderr), stderr)
+		return runRoles(ctx, args[1:], stdout, stderr)
 	case "seed":
-		err := runSeed(ctx, args[1:], stdout, stderr)
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintln(stderr, prefixed(err))
-			return exitUsage
-		}
-		return finish(err, stderr)
+		return runSeed(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "deploydb: unknown command %q\n\n%s", joinArgs(args), usage)
+	if wantsJSON(args) {
+		err := usageError{fmt.Sprintf("unknown command %q: use migrate, roles or seed", args[0])}
+		if strings.HasPrefix(args[0], "-") {
+			err = usageError{"missing command: use migrate, roles or seed"}
+			args[0] = ""
+		}
+		return finish(stdout, stderr, true, args[0], 0, nil, err, "")
+	}
+	fmt.Fprintf(stderr, "deploydb: unknown command %q\n\n%s", args[0], usage)
 	return exitUsage
 }
 
-// finish turns the error of a non-migrate command into its exit code.
-func finish(err error, stderr io.Writer) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+// helpRequested reports whether args ask for help with -h, -help or --help
+// before any "--".
+func helpRequested(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if isHelp(a) && a != "help" {
+			return true
+		}
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, prefixed(err))
-		return exitFailed
-	}
-	return exitOK
+	return false
 }
 
 func isHelp(arg string) bool {
@@ -135,13 +146,6 @@ func prefixed(err error) string {
 		msg = "deploydb: " + strings.TrimPrefix(msg, "db: ")
 	}
 	return msg
-}
-
-func joinArgs(args []string) string {
-	if len(args) > 2 {
-		args = args[:2]
-	}
-	return strings.Join(args, " ")
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

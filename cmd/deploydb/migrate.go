@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -99,10 +98,9 @@ given, one whose schema differs from what the files up to VERSION create
 
 // cmdline holds the parsed flags of a migrate subcommand.
 type cmdline struct {
+	connFlags
 	name             string
 	args             []string // positional arguments
-	url              string
-	json             bool
 	dir              string
 	lockWait         time.Duration
 	ddlLockTimeout   time.Duration
@@ -116,28 +114,32 @@ type cmdline struct {
 	stdout, stderr   io.Writer
 }
 
-// usageError is a mistake in the command line (exit 2).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || isHelp(args[0]) {
-		fmt.Fprint(stdout, migrateUsage())
-		if len(args) == 0 {
-			return exitUsage
+	asJSON := wantsJSON(args)
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
+		err := usageError{"missing command: migrate up, status, validate, down or baseline"}
+		if asJSON {
+			return finish(stdout, stderr, true, "migrate", 0, nil, err, "")
 		}
+		fmt.Fprintf(stderr, "deploydb: %s\n\n%s", err, migrateUsage())
+		return exitUsage
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, migrateUsage())
 		return exitOK
 	}
 	cmd, ok := migrateCommands[args[0]]
 	if !ok {
+		if asJSON {
+			return finish(stdout, stderr, true, "migrate "+args[0], 0, nil,
+				usageError{fmt.Sprintf("unknown command \"migrate %s\"", args[0])}, "")
+		}
 		fmt.Fprintf(stderr, "deploydb: unknown command \"migrate %s\"\n\n%s", args[0], migrateUsage())
 		return exitUsage
 	}
 	c := &cmdline{name: args[0], stdout: stdout, stderr: stderr, timeouts: cmd.timeouts}
 	fs := newFlagSet("deploydb migrate "+args[0], stderr)
-	fs.StringVar(&c.url, "url", "", "database `URL` (default: $DATABASE_URL)")
-	fs.BoolVar(&c.json, "json", false, "print a JSON report on stdout (progress stays on stderr)")
+	c.register(fs, "database `URL` (default: $DATABASE_URL)")
 	fs.StringVar(&c.dir, "dir", "", "migrate from this migration `directory` (with atlas.sum) instead of the embedded migrations")
 	if cmd.timeouts {
 		fs.DurationVar(&c.lockWait, "lock-timeout", db.DefaultLockWait, "how long to wait for another migration run to release the migration lock")
@@ -151,33 +153,31 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: deploydb migrate %s\n\n%s\n\nFlags:\n", cmd.synopsis, cmd.help)
 		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), "\nExit codes: 0 ok, 1 failed, 2 usage, 3 pending, 4 checksum mismatch, 5 locked, 6 data loss refused.\n")
+		fmt.Fprint(fs.Output(), "\nNegative durations and counts are usage errors (exit 2).\n"+
+			"Exit codes: 0 ok, 1 failed, 2 usage, 3 pending, 4 checksum mismatch, 5 locked, 6 data loss refused.\n")
 	}
 	for _, a := range args[1:] {
+		if a == "--" {
+			break
+		}
 		if isHelp(a) && a != "help" {
 			fs.SetOutput(stdout)
 			fs.Usage()
 			return exitOK
 		}
 	}
-	pos, err := parseInterspersed(fs, args[1:])
+	command := "migrate " + c.name
+	hint := fmt.Sprintf("usage: deploydb migrate %s (see --help)", cmd.synopsis)
+	pos, err := parseInterspersed(fs, args[1:], asJSON)
+	if err == nil {
+		err = c.check(fs)
+	}
 	if err != nil {
-		return exitUsage // flag has printed the error and the usage
+		return finish(stdout, stderr, asJSON, command, 0, nil, err, hint)
 	}
 	c.args = pos
 	result, code, err := cmd.run(ctx, c)
-	if err != nil {
-		code = exitCode(err)
-	}
-	if c.json {
-		writeJSON(stdout, c.name, code, result, err)
-	} else if err != nil {
-		fmt.Fprintln(stderr, prefixed(err))
-		if code == exitUsage {
-			fmt.Fprintf(stderr, "usage: deploydb migrate %s (see --help)\n", cmd.synopsis)
-		}
-	}
-	return code
+	return finish(stdout, stderr, c.json, command, code, result, err, hint)
 }
 
 func migrateUsage() string {
@@ -192,10 +192,10 @@ func migrateUsage() string {
 
 // parseInterspersed parses flags that may come before or after positional
 // arguments, and returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+func parseInterspersed(fs *flag.FlagSet, args []string, asJSON bool) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args, asJSON); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()
@@ -241,11 +241,10 @@ func (c *cmdline) databaseURL() (string, error) {
 
 // options turns the flags into migrator options.
 func (c *cmdline) options() ([]db.MigrateOption, error) {
-	opts := []db.MigrateOption{
+	opts := append(c.migrateOptions(),
 		db.WithProgress(func(format string, args ...any) {
 			fmt.Fprintf(c.stderr, "deploydb: "+format+"\n", args...)
-		}),
-	}
+		}))
 	if c.dir != "" {
 		dir, err := migrate.NewLocalDir(c.dir)
 		if err != nil {
@@ -549,57 +548,4 @@ func runBaseline(ctx context.Context, c *cmdline) (any, int, error) {
 	}
 	fmt.Fprintf(c.text(), "baselined at version %s (%s): the files up to it count as applied; migrate up starts after it\n", rep.Version, rep.File)
 	return rep, exitOK, nil
-}
-
-// jsonReport is what --json prints on stdout, on success and on failure.
-type jsonReport struct {
-	Command  string     `json:"command"`
-	ExitCode int        `json:"exit_code"`
-	Result   any        `json:"result,omitempty"`
-	Error    *jsonError `json:"error,omitempty"`
-}
-
-type jsonError struct {
-	// Kind is failed, usage, checksum_mismatch, locked or data_loss.
-	Kind      string         `json:"kind"`
-	Message   string         `json:"message"`
-	File      string         `json:"file,omitempty"`
-	Statement string         `json:"statement,omitempty"`
-	SQLState  string         `json:"sqlstate,omitempty"`
-	Applied   int            `json:"applied_statements,omitempty"`
-	Total     int            `json:"total_statements,omitempty"`
-	Files     []string       `json:"files,omitempty"`
-	Lock      *db.LockHolder `json:"lock,omitempty"`
-	DataLoss  []string       `json:"data_loss,omitempty"`
-}
-
-func writeJSON(w io.Writer, command string, code int, result any, err error) {
-	rep := jsonReport{Command: "migrate " + command, ExitCode: code, Result: result}
-	if err != nil {
-		je := &jsonError{Message: prefixed(err)}
-		je.Kind = map[int]string{
-			exitFailed: "failed", exitUsage: "usage", exitChecksum: "checksum_mismatch",
-			exitLocked: "locked", exitDataLoss: "data_loss",
-		}[code]
-		var (
-			me *db.MigrationError
-			ce *db.ChecksumError
-			le *db.LockedError
-			de *db.DataLossError
-		)
-		switch {
-		case errors.As(err, &me):
-			je.File, je.Statement, je.SQLState, je.Applied, je.Total = me.File, me.Statement, me.SQLState, me.Applied, me.Total
-		case errors.As(err, &ce):
-			je.Files = ce.Files
-		case errors.As(err, &le):
-			je.Lock = le.Holder
-		case errors.As(err, &de):
-			je.DataLoss = de.Losses
-		}
-		rep.Error = je
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(rep)
 }

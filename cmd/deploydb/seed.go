@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/deploydb/deploydb/db"
 	"github.com/deploydb/deploydb/internal/seed"
 )
@@ -27,60 +30,89 @@ The database is migrated to the latest version first. Its tables must be
 empty unless --reset is given, which truncates them.
 
 Progress goes to stderr (a bar on a terminal, plain lines otherwise); the
-summary, with rows per second, to stdout.
+summary, with rows per second, to stdout, or with --json a JSON report
+(command, exit_code, result with the row counts and timings, error).
+Negative sizes and durations are usage errors. Exit codes: 0 ok, 1 failed,
+2 usage (bad flags or arguments, no database URL).
 
 Flags:
 `
 
-// runSeed implements `deploydb seed`.
-func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// seedResult is the result of `deploydb seed --json`.
+type seedResult struct {
+	Apps          int64   `json:"apps"`
+	Builds        int64   `json:"builds"`
+	Deployments   int64   `json:"deployments"`
+	Operations    int64   `json:"operations"`
+	Seed          uint64  `json:"seed"`
+	Rows          int64   `json:"rows"`
+	LoadSeconds   float64 `json:"load_seconds"`
+	VacuumSeconds float64 `json:"vacuum_seconds"`
+	TotalSeconds  float64 `json:"total_seconds"`
+	RowsPerSecond float64 `json:"rows_per_second"`
+}
+
+// runSeed implements `deploydb seed` and returns its exit code.
+func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	asJSON := wantsJSON(args)
+	var result any
+	res, err := seedCommand(ctx, args, asJSON, stdout, stderr)
+	if res != nil {
+		result = res
+	}
+	return finish(stdout, stderr, asJSON, "seed", exitOK, result, err, "usage: deploydb seed [flags] (see --help)")
+}
+
+func seedCommand(ctx context.Context, args []string, asJSON bool, stdout, stderr io.Writer) (*seedResult, error) {
 	def := seed.DefaultConfig()
 	cfg := def
+	var c connFlags
 	fs := newFlagSet("deploydb seed", stderr)
-	u := fs.String("url", "", "database `URL` (default: $DATABASE_URL)")
-	fs.IntVar(&cfg.Apps, "apps", def.Apps, "number of apps")
+	c.register(fs, "database `URL` (default: $DATABASE_URL)")
+	fs.IntVar(&cfg.Apps, "apps", def.Apps, "number of apps (at least 1)")
 	fs.IntVar(&cfg.Builds, "builds", def.Builds, "number of builds")
 	fs.IntVar(&cfg.Deployments, "deployments", def.Deployments, "number of deployments")
 	fs.IntVar(&cfg.Operations, "operations", def.Operations, fmt.Sprintf("number of deployment operations (a multiple of %d: targets per deployment)", seed.TargetsPerDeployment))
 	fs.Uint64Var(&cfg.Seed, "seed", def.Seed, "random seed; the same seed gives the same rows")
-	fs.IntVar(&cfg.Streams, "streams", 2, "concurrent COPY streams per table")
+	fs.IntVar(&cfg.Streams, "streams", 2, "concurrent COPY streams per table (at least 1)")
 	fs.BoolVar(&cfg.Reset, "reset", false, "truncate apps, builds, deployments and operations first")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), seedHelp)
 		fs.PrintDefaults()
 	}
-	for _, a := range args {
-		if a == "-h" || a == "-help" || a == "--help" {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return flag.ErrHelp
-		}
+	if helpRequested(args) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return nil, flag.ErrHelp
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args, asJSON); err != nil {
+		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("seed takes no arguments, got %q (see --help)", fs.Arg(0))}
+	if err := c.check(fs); err != nil {
+		return nil, err
 	}
-	url := *u
+	switch {
+	case fs.NArg() > 0:
+		return nil, usageError{fmt.Sprintf("seed takes no arguments, got %q", fs.Arg(0))}
+	case cfg.Apps < 1:
+		return nil, usageError{fmt.Sprintf("--apps must be at least 1, not %d", cfg.Apps)}
+	case cfg.Streams < 1:
+		return nil, usageError{fmt.Sprintf("--streams must be at least 1, not %d", cfg.Streams)}
+	}
+	url := c.url
 	if url == "" {
 		url = os.Getenv("DATABASE_URL")
 	}
 	if url == "" {
-		return usageError{"no database: pass --url or set DATABASE_URL"}
+		return nil, usageError{"no database: pass --url or set DATABASE_URL"}
 	}
 
-	if err := db.Migrate(ctx, url); err != nil {
-		return err
+	if err := db.Migrate(ctx, url, c.migrateOptions()...); err != nil {
+		return nil, err
 	}
-	pcfg, err := db.PoolConfig(url)
+	pool, err := openSeedPool(ctx, url, cfg.Streams+1, &c)
 	if err != nil {
-		return err
-	}
-	pcfg.MaxConns = int32(max(cfg.Streams, 1)) + 1
-	pool, err := db.NewPool(ctx, pcfg)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	defer pool.Close()
 
@@ -91,16 +123,43 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	p.finish()
 	if err != nil {
 		if errors.Is(err, seed.ErrNotEmpty) {
-			return errors.New("deploydb: seed: the database already has rows; rerun with --reset to truncate them first")
+			return nil, errors.New("deploydb: seed: the database already has rows; rerun with --reset to truncate them first")
 		}
-		return err
+		return nil, err
 	}
-	fmt.Fprintf(stdout, "seeded %s apps, %s builds, %s deployments, %s operations (seed %d)\n",
-		thousands(res.Apps), thousands(res.Builds), thousands(res.Deployments), thousands(res.Operations), cfg.Seed)
-	fmt.Fprintf(stdout, "%s rows in %s (load %s, vacuum analyze %s): %s rows/s\n",
-		thousands(res.Rows()), res.Total.Round(10*time.Millisecond), res.Load.Round(10*time.Millisecond),
-		res.Vacuum.Round(10*time.Millisecond), thousands(int64(res.RowsPerSecond())))
-	return nil
+	if !asJSON {
+		fmt.Fprintf(stdout, "seeded %s apps, %s builds, %s deployments, %s operations (seed %d)\n",
+			thousands(res.Apps), thousands(res.Builds), thousands(res.Deployments), thousands(res.Operations), cfg.Seed)
+		fmt.Fprintf(stdout, "%s rows in %s (load %s, vacuum analyze %s): %s rows/s\n",
+			thousands(res.Rows()), res.Total.Round(10*time.Millisecond), res.Load.Round(10*time.Millisecond),
+			res.Vacuum.Round(10*time.Millisecond), thousands(int64(res.RowsPerSecond())))
+	}
+	return &seedResult{
+		Apps: res.Apps, Builds: res.Builds, Deployments: res.Deployments, Operations: res.Operations,
+		Seed: cfg.Seed, Rows: res.Rows(), LoadSeconds: res.Load.Seconds(), VacuumSeconds: res.Vacuum.Seconds(),
+		TotalSeconds: res.Total.Seconds(), RowsPerSecond: res.RowsPerSecond(),
+	}, nil
+}
+
+// openSeedPool connects the pool the load runs on, with maxConns
+// connections and the connect timeout of the flags.
+func openSeedPool(ctx context.Context, url string, maxConns int, c *connFlags) (*pgxpool.Pool, error) {
+	pcfg, err := db.PoolConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.MaxConns = int32(maxConns)
+	if c.connectTimeoutSet {
+		pcfg.ConnConfig.ConnectTimeout = c.connectTimeout
+	}
+	pool, err := db.NewPool(ctx, pcfg)
+	if err != nil {
+		if ctx.Err() == nil && pgconn.Timeout(err) {
+			return nil, fmt.Errorf("seed: %w (%s): %w", db.ErrConnectTimeout, pcfg.ConnConfig.ConnectTimeout, err)
+		}
+		return nil, err
+	}
+	return pool, nil
 }
 
 // seedProgress draws seed progress: a bar redrawn in place on a terminal,

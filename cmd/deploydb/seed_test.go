@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"flag"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -16,18 +14,18 @@ import (
 func TestSeedCommand(t *testing.T) {
 	t.Parallel()
 	url := pgtest.EmptyURL(t) // seed migrates it first
-	args := []string{"--url", url, "--apps", "10", "--builds", "3000", "--deployments", "2000", "--operations", "300", "--seed", "42"}
-	var out, errOut bytes.Buffer
-	if err := runSeed(context.Background(), args, &out, &errOut); err != nil {
-		t.Fatalf("seed: %v\n%s", err, errOut.String())
+	args := []string{"seed", "--url", url, "--apps", "10", "--builds", "3000", "--deployments", "2000", "--operations", "300", "--seed", "42"}
+	code, out, errOut := runCmd(t, args...)
+	if code != exitOK {
+		t.Fatalf("seed: exit %d\n%s", code, errOut)
 	}
-	if !strings.Contains(out.String(), "seeded 10 apps, 3,000 builds, 2,000 deployments, 300 operations (seed 42)") ||
-		!strings.Contains(out.String(), "rows/s") {
-		t.Fatalf("summary:\n%s", out.String())
+	if !strings.Contains(out, "seeded 10 apps, 3,000 builds, 2,000 deployments, 300 operations (seed 42)") ||
+		!strings.Contains(out, "rows/s") {
+		t.Fatalf("summary:\n%s", out)
 	}
 	// Not a terminal: plain progress lines, no carriage returns.
-	if !strings.Contains(errOut.String(), "deploydb: seed: done") || strings.Contains(errOut.String(), "\r") {
-		t.Fatalf("progress:\n%q", errOut.String())
+	if !strings.Contains(errOut, "deploydb: seed: done") || strings.Contains(errOut, "\r") {
+		t.Fatalf("progress:\n%q", errOut)
 	}
 
 	conn, err := pgx.Connect(context.Background(), url)
@@ -48,12 +46,25 @@ func TestSeedCommand(t *testing.T) {
 	}
 
 	// A second run refuses the filled database unless --reset.
-	err = runSeed(context.Background(), args, &out, &errOut)
-	if err == nil || !strings.Contains(err.Error(), "--reset") {
-		t.Fatalf("second seed: %v", err)
+	if code, _, errOut := runCmd(t, args...); code != exitFailed || !strings.Contains(errOut, "--reset") {
+		t.Fatalf("second seed: exit %d, %q", code, errOut)
 	}
-	if err := runSeed(context.Background(), append(args, "--reset"), &out, &errOut); err != nil {
-		t.Fatalf("seed --reset: %v", err)
+	// --json: the report on stdout, with the counts.
+	code, out, errOut = runCmd(t, append(args, "--reset", "--json")...)
+	var rep struct {
+		Command  string `json:"command"`
+		ExitCode int    `json:"exit_code"`
+		Result   struct {
+			Apps, Builds, Deployments, Operations, Rows int64
+			Seed                                        uint64
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("seed --reset --json: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	if code != exitOK || rep.Command != "seed" || rep.ExitCode != exitOK || rep.Result.Rows != 5310 ||
+		rep.Result.Builds != 3000 || rep.Result.Seed != 42 {
+		t.Fatalf("seed --reset --json: exit %d, %+v", code, rep)
 	}
 	if n := count(); n != 5310 {
 		t.Fatalf("after --reset: %d rows, want 5310", n)
@@ -62,20 +73,22 @@ func TestSeedCommand(t *testing.T) {
 
 func TestSeedUsage(t *testing.T) {
 	t.Setenv("DATABASE_URL", "")
-	var out, errOut bytes.Buffer
-	if err := runSeed(context.Background(), []string{"--help"}, &out, &errOut); !errors.Is(err, flag.ErrHelp) ||
-		!strings.Contains(out.String(), "--deployments") && !strings.Contains(out.String(), "-deployments") {
-		t.Fatalf("--help: %v\n%s", err, out.String())
+	if code, out, _ := runCmd(t, "seed", "--help"); code != exitOK || !strings.Contains(out, "-deployments") {
+		t.Fatalf("--help: exit %d\n%s", code, out)
 	}
-	var ue usageError
-	if err := runSeed(context.Background(), nil, &out, &errOut); !errors.As(err, &ue) || !strings.Contains(err.Error(), "DATABASE_URL") {
-		t.Fatalf("no URL: %v", err)
-	}
-	if err := runSeed(context.Background(), []string{"--apps", "x", "--url", "postgres://localhost/x"}, &out, &errOut); !errors.As(err, &ue) {
-		t.Fatalf("bad flag: %v", err)
-	}
-	if err := runSeed(context.Background(), []string{"--url", "postgres://localhost/x", "extra"}, &out, &errOut); !errors.As(err, &ue) {
-		t.Fatalf("extra argument: %v", err)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"seed"}, "DATABASE_URL"},
+		{[]string{"seed", "--apps", "x", "--url", "postgres://localhost/x"}, "-apps"},
+		{[]string{"seed", "--url", "postgres://localhost/x", "extra"}, `"extra"`},
+		{[]string{"seed", "--apps", "0", "--url", "postgres://localhost/x"}, "--apps must be at least 1"},
+		{[]string{"seed", "--streams", "0", "--url", "postgres://localhost/x"}, "--streams must be at least 1"},
+	} {
+		if code, _, errOut := runCmd(t, tc.args...); code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, %q (want exit %d naming %s)", tc.args, code, errOut, exitUsage, tc.want)
+		}
 	}
 	if got := thousands(1234567); got != "1,234,567" {
 		t.Fatalf("thousands = %q", got)

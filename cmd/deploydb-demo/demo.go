@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"time"
 
@@ -14,24 +13,19 @@ import (
 	"github.com/deploydb/deploydb/internal/pgtest"
 )
 
-// demo seeds a few apps, builds and deployments and prints what the API does
-// with them, including the errors it refuses with.
-func demo(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
-	fs := newFlagSet("deploydb demo", stderr)
-	u := fs.String("url", "", "database URL (default: $DATABASE_URL, else a throwaway local PostgreSQL)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	url := *u
-	if url == "" {
-		url = os.Getenv("DATABASE_URL")
-	}
+// demo seeds a few apps, builds and deployments in the database at url and
+// prints what the API does with them, including the errors it refuses with.
+// Without a URL it starts a throwaway local PostgreSQL and removes it
+// afterwards.
+func demo(ctx context.Context, url string, stdout io.Writer) (err error) {
 	if url == "" {
 		fmt.Fprintln(stdout, "No DATABASE_URL: starting a throwaway PostgreSQL for the demo...")
-		srv, err := pgtest.Start(ctx)
-		if err != nil {
-			return err
+		srv, serr := pgtest.Start(ctx)
+		if serr != nil {
+			return serr
 		}
+		// err is the named result: a failure to remove the server is
+		// reported when the demo itself succeeded.
 		defer func() {
 			if cerr := srv.Close(); cerr != nil && err == nil {
 				err = cerr
