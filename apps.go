@@ -22,10 +22,10 @@ func (s *Service) CreateApp(ctx context.Context, name string) (App, error) {
 }
 
 // GetApp returns the app with the given id, or ErrNotFound.
-func (s *Service) GetApp(ctx context.Context, id int64) (App, error) {
-	app, err := s.q.GetApp(ctx, id)
+func (s *Service) GetApp(ctx context.Context, id AppID) (App, error) {
+	app, err := s.q.GetApp(ctx, int64(id))
 	if err != nil {
-		return App{}, mapError(opRead, "get app "+strconv.FormatInt(id, 10), err)
+		return App{}, mapError(opRead, "get app "+strconv.FormatInt(int64(id), 10), err)
 	}
 	return appFromRow(app), nil
 }
@@ -61,14 +61,14 @@ func (s *Service) ListAppsPaged(ctx context.Context, page PageRequest) (Page[App
 	if err != nil {
 		return Page[App]{}, mapError(opRead, op, err)
 	}
-	return finishPage(s.cursors, scope, rowsTo(rows, appFromRow), size, func(a App) position { return position{a.CreatedAt, a.ID} }), nil
+	return finishPage(s.cursors, scope, rowsTo(rows, appFromRow), size, func(a App) position { return position{a.CreatedAt, int64(a.ID)} }), nil
 }
 
 // DeleteApp deletes an app together with its builds and deployments. It
 // returns ErrNotFound when there is no such app.
-func (s *Service) DeleteApp(ctx context.Context, id int64) error {
-	op := "delete app " + strconv.FormatInt(id, 10)
-	n, err := s.q.DeleteApp(ctx, id)
+func (s *Service) DeleteApp(ctx context.Context, id AppID) error {
+	op := "delete app " + strconv.FormatInt(int64(id), 10)
+	n, err := s.q.DeleteApp(ctx, int64(id))
 	if err != nil {
 		return mapError(opDelete, op, err)
 	}

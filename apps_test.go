@@ -106,11 +106,11 @@ func TestListAppsPaged(t *testing.T) {
 	t.Parallel()
 	svc, _ := newService(t)
 	ctx := ctxT(t)
-	var want []int64
+	var want []deploydb.AppID
 	for i := 0; i < 7; i++ {
-		want = append([]int64{mustApp(t, svc).ID}, want...) // newest first
+		want = append([]deploydb.AppID{mustApp(t, svc).ID}, want...) // newest first
 	}
-	var got []int64
+	var got []deploydb.AppID
 	page := deploydb.PageRequest{Size: 3}
 	pages := 0
 	for {
@@ -135,7 +135,7 @@ func TestListAppsPaged(t *testing.T) {
 	}
 }
 
-func equalIDs(a, b []int64) bool {
+func equalIDs[T ~int64](a, b []T) bool {
 	if len(a) != len(b) {
 		return false
 	}

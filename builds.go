@@ -17,7 +17,7 @@ import (
 // FinishedAt.
 type BuildRow struct {
 	// AppID is the app the build belongs to.
-	AppID int64
+	AppID AppID
 	// SourceVersion is the commit or tag; "" for none.
 	SourceVersion string
 	// Status is the build's status; "" means pending.
@@ -36,12 +36,12 @@ type BuildRow struct {
 // CreateBuild creates a pending build of an app from a source version
 // (commit or tag, at most 255 characters; "" for none). It returns
 // ErrNotFound when the app does not exist.
-func (s *Service) CreateBuild(ctx context.Context, appID int64, sourceVersion string) (Build, error) {
-	op := "create build of app " + strconv.FormatInt(appID, 10)
+func (s *Service) CreateBuild(ctx context.Context, appID AppID, sourceVersion string) (Build, error) {
+	op := "create build of app " + strconv.FormatInt(int64(appID), 10)
 	if err := checkSourceVersion(op, sourceVersion); err != nil {
 		return Build{}, err
 	}
-	b, err := s.q.CreateBuild(ctx, dbsqlc.CreateBuildParams{AppID: appID, SourceVersion: nullText(sourceVersion)})
+	b, err := s.q.CreateBuild(ctx, dbsqlc.CreateBuildParams{AppID: int64(appID), SourceVersion: nullText(sourceVersion)})
 	if err != nil {
 		return Build{}, mapError(opWrite, op, err)
 	}
@@ -72,7 +72,7 @@ func (s *Service) CreateBuilds(ctx context.Context, rows []BuildRow) (int64, err
 			r.UpdatedAt = r.CreatedAt
 		}
 		params[i] = dbsqlc.CreateBuildsParams{
-			AppID: r.AppID, SourceVersion: nullText(r.SourceVersion), Status: string(r.Status),
+			AppID: int64(r.AppID), SourceVersion: nullText(r.SourceVersion), Status: string(r.Status),
 			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: nullTime(r.StartedAt), FinishedAt: nullTime(r.FinishedAt),
 		}
 	}
@@ -81,10 +81,10 @@ func (s *Service) CreateBuilds(ctx context.Context, rows []BuildRow) (int64, err
 }
 
 // GetBuild returns the build with the given id, or ErrNotFound.
-func (s *Service) GetBuild(ctx context.Context, id int64) (Build, error) {
-	b, err := s.q.GetBuild(ctx, id)
+func (s *Service) GetBuild(ctx context.Context, id BuildID) (Build, error) {
+	b, err := s.q.GetBuild(ctx, int64(id))
 	if err != nil {
-		return Build{}, mapError(opRead, "get build "+strconv.FormatInt(id, 10), err)
+		return Build{}, mapError(opRead, "get build "+strconv.FormatInt(int64(id), 10), err)
 	}
 	return buildFromRow(b), nil
 }
@@ -92,13 +92,13 @@ func (s *Service) GetBuild(ctx context.Context, id int64) (Build, error) {
 // ListAppBuilds returns an app's newest builds: limit rows at most (0 means
 // DefaultPageSize, at most MaxPageSize). Use ListAppBuildsPaged to walk all
 // of them.
-func (s *Service) ListAppBuilds(ctx context.Context, appID int64, limit int) ([]Build, error) {
+func (s *Service) ListAppBuilds(ctx context.Context, appID AppID, limit int) ([]Build, error) {
 	const op = "list app builds"
 	n, err := limitRows(op, limit)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListAppBuilds(ctx, dbsqlc.ListAppBuildsParams{AppID: appID, MaxRows: n})
+	rows, err := s.q.ListAppBuilds(ctx, dbsqlc.ListAppBuildsParams{AppID: int64(appID), MaxRows: n})
 	if err != nil {
 		return nil, mapError(opRead, op, err)
 	}
@@ -106,24 +106,24 @@ func (s *Service) ListAppBuilds(ctx context.Context, appID int64, limit int) ([]
 }
 
 // ListAppBuildsPaged returns one page of an app's builds, newest first.
-func (s *Service) ListAppBuildsPaged(ctx context.Context, appID int64, page PageRequest) (Page[Build], error) {
+func (s *Service) ListAppBuildsPaged(ctx context.Context, appID AppID, page PageRequest) (Page[Build], error) {
 	const op = "list app builds"
 	size, err := pageSize(op, page.Size)
 	if err != nil {
 		return Page[Build]{}, err
 	}
-	scope := scopeOf("builds", strconv.FormatInt(appID, 10))
+	scope := scopeOf("builds", strconv.FormatInt(int64(appID), 10))
 	pos, err := s.cursors.startPosition(op, scope, page.Cursor, false)
 	if err != nil {
 		return Page[Build]{}, err
 	}
 	rows, err := s.q.ListAppBuildsPaged(ctx, dbsqlc.ListAppBuildsPagedParams{
-		AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
+		AppID: int64(appID), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
 	})
 	if err != nil {
 		return Page[Build]{}, mapError(opRead, op, err)
 	}
-	return finishPage(s.cursors, scope, rowsTo(rows, buildFromRow), size, func(b Build) position { return position{b.CreatedAt, b.ID} }), nil
+	return finishPage(s.cursors, scope, rowsTo(rows, buildFromRow), size, func(b Build) position { return position{b.CreatedAt, int64(b.ID)} }), nil
 }
 
 // UpdateBuildStatus moves a build to status to. The lifecycle is
@@ -135,12 +135,12 @@ func (s *Service) ListAppBuildsPaged(ctx context.Context, appID int64, page Page
 // for the status the build already has returns it unchanged (safe to retry).
 // An illegal move returns a *TransitionError (ErrInvalidTransition); a
 // missing build ErrNotFound.
-func (s *Service) UpdateBuildStatus(ctx context.Context, id int64, to BuildStatus) (Build, error) {
-	op := "update build " + strconv.FormatInt(id, 10) + " status"
+func (s *Service) UpdateBuildStatus(ctx context.Context, id BuildID, to BuildStatus) (Build, error) {
+	op := "update build " + strconv.FormatInt(int64(id), 10) + " status"
 	if !to.Valid() {
 		return Build{}, invalidArg(op, "unknown build status %q", truncate(string(to)))
 	}
-	b, err := s.q.UpdateBuildStatus(ctx, dbsqlc.UpdateBuildStatusParams{ID: id, NewStatus: string(to)})
+	b, err := s.q.UpdateBuildStatus(ctx, dbsqlc.UpdateBuildStatusParams{ID: int64(id), NewStatus: string(to)})
 	if err == nil {
 		return buildFromRow(b), nil
 	}
@@ -149,31 +149,31 @@ func (s *Service) UpdateBuildStatus(ctx context.Context, id int64, to BuildStatu
 	}
 	// The guard matched nothing: tell a missing build, a repeated
 	// transition and an illegal one apart.
-	cur, err := s.q.GetBuild(ctx, id)
+	cur, err := s.q.GetBuild(ctx, int64(id))
 	switch {
 	case err != nil:
 		return Build{}, mapError(opRead, op, err)
 	case BuildStatus(cur.Status) == to:
 		return buildFromRow(cur), nil
 	}
-	return Build{}, &TransitionError{Entity: "build", ID: id, From: cur.Status, To: string(to)}
+	return Build{}, &TransitionError{Entity: "build", ID: int64(id), From: cur.Status, To: string(to)}
 }
 
 // GetLatestSuccessfulBuild returns an app's newest succeeded build, or
 // ErrNotFound when it has none.
-func (s *Service) GetLatestSuccessfulBuild(ctx context.Context, appID int64) (Build, error) {
-	b, err := s.q.GetLatestSuccessfulBuild(ctx, appID)
+func (s *Service) GetLatestSuccessfulBuild(ctx context.Context, appID AppID) (Build, error) {
+	b, err := s.q.GetLatestSuccessfulBuild(ctx, int64(appID))
 	if err != nil {
-		return Build{}, mapError(opRead, "get latest successful build of app "+strconv.FormatInt(appID, 10), err)
+		return Build{}, mapError(opRead, "get latest successful build of app "+strconv.FormatInt(int64(appID), 10), err)
 	}
 	return buildFromRow(b), nil
 }
 
 // DeleteBuild deletes a build. A build that a deployment references is kept
 // and ErrInUse returned; a missing build gives ErrNotFound.
-func (s *Service) DeleteBuild(ctx context.Context, id int64) error {
-	op := "delete build " + strconv.FormatInt(id, 10)
-	n, err := s.q.DeleteBuild(ctx, id)
+func (s *Service) DeleteBuild(ctx context.Context, id BuildID) error {
+	op := "delete build " + strconv.FormatInt(int64(id), 10)
+	n, err := s.q.DeleteBuild(ctx, int64(id))
 	if err != nil {
 		return mapError(opDelete, op, err)
 	}

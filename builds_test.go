@@ -114,7 +114,7 @@ func TestBuildTransitions(t *testing.T) {
 			default:
 				var te *deploydb.TransitionError
 				if !errors.As(err, &te) || !errors.Is(err, deploydb.ErrInvalidTransition) ||
-					te.From != string(from) || te.To != string(to) || te.ID != b.ID {
+					te.From != string(from) || te.To != string(to) || te.ID != int64(b.ID) {
 					t.Errorf("%s -> %s: got %v, want *TransitionError{From: %s, To: %s}", from, to, err, from, to)
 				}
 				after, _ := svc.GetBuild(ctx, b.ID)
@@ -142,11 +142,11 @@ func TestListAppBuildsAndLatestSuccessful(t *testing.T) {
 	if _, err := svc.GetLatestSuccessfulBuild(ctx, app.ID); !errors.Is(err, deploydb.ErrNotFound) {
 		t.Fatalf("no builds yet: %v, want ErrNotFound", err)
 	}
-	var want []int64
+	var want []deploydb.BuildID
 	var lastSucceeded deploydb.Build
 	for _, s := range []deploydb.BuildStatus{deploydb.BuildSucceeded, deploydb.BuildSucceeded, deploydb.BuildFailed, deploydb.BuildPending, deploydb.BuildSucceeded, deploydb.BuildCanceled} {
 		b := mustBuild(t, svc, app.ID, s)
-		want = append([]int64{b.ID}, want...)
+		want = append([]deploydb.BuildID{b.ID}, want...)
 		if s == deploydb.BuildSucceeded {
 			lastSucceeded = b
 		}

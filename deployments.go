@@ -14,14 +14,14 @@ import (
 // ("" means DefaultEnvironment). The build must belong to the app and have
 // succeeded (ErrInvalidArgument otherwise); a missing build gives
 // ErrNotFound.
-func (s *Service) CreateDeployment(ctx context.Context, appID, buildID int64, environment string) (Deployment, error) {
+func (s *Service) CreateDeployment(ctx context.Context, appID AppID, buildID BuildID, environment string) (Deployment, error) {
 	if environment == "" {
 		environment = DefaultEnvironment
 	}
 	if !validLabel(environment) {
 		return Deployment{}, checkName(createDeploymentOp(buildID), "environment", environment)
 	}
-	d, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{AppID: appID, BuildID: buildID, Environment: environment})
+	d, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{AppID: int64(appID), BuildID: int64(buildID), Environment: environment})
 	if err == nil {
 		return deploymentFromRow(d), nil
 	}
@@ -30,49 +30,49 @@ func (s *Service) CreateDeployment(ctx context.Context, appID, buildID int64, en
 		return Deployment{}, mapError(opWrite, op, err)
 	}
 	// The insert's guard matched nothing: say why.
-	b, err := s.q.GetBuild(ctx, buildID)
+	b, err := s.q.GetBuild(ctx, int64(buildID))
 	switch {
 	case err != nil:
 		return Deployment{}, mapError(opRead, op, err)
-	case b.AppID != appID:
+	case AppID(b.AppID) != appID:
 		return Deployment{}, invalidArg(op, "build %d belongs to app %d, not app %d", buildID, b.AppID, appID)
 	default:
 		return Deployment{}, invalidArg(op, "build %d is %s; only a succeeded build can be deployed", buildID, b.Status)
 	}
 }
 
-func createDeploymentOp(buildID int64) string {
-	return "create deployment of build " + strconv.FormatInt(buildID, 10)
+func createDeploymentOp(buildID BuildID) string {
+	return "create deployment of build " + strconv.FormatInt(int64(buildID), 10)
 }
 
 // GetDeployment returns the deployment with the given id, or ErrNotFound.
-func (s *Service) GetDeployment(ctx context.Context, id int64) (Deployment, error) {
-	d, err := s.q.GetDeployment(ctx, id)
+func (s *Service) GetDeployment(ctx context.Context, id DeploymentID) (Deployment, error) {
+	d, err := s.q.GetDeployment(ctx, int64(id))
 	if err != nil {
-		return Deployment{}, mapError(opRead, "get deployment "+strconv.FormatInt(id, 10), err)
+		return Deployment{}, mapError(opRead, "get deployment "+strconv.FormatInt(int64(id), 10), err)
 	}
 	return deploymentFromRow(d), nil
 }
 
 // GetDeploymentWithBuild returns a deployment and the build it deploys in one
 // query, or ErrNotFound.
-func (s *Service) GetDeploymentWithBuild(ctx context.Context, id int64) (DeploymentWithBuild, error) {
-	r, err := s.q.GetDeploymentWithBuild(ctx, id)
+func (s *Service) GetDeploymentWithBuild(ctx context.Context, id DeploymentID) (DeploymentWithBuild, error) {
+	r, err := s.q.GetDeploymentWithBuild(ctx, int64(id))
 	if err != nil {
-		return DeploymentWithBuild{}, mapError(opRead, "get deployment "+strconv.FormatInt(id, 10)+" with build", err)
+		return DeploymentWithBuild{}, mapError(opRead, "get deployment "+strconv.FormatInt(int64(id), 10)+" with build", err)
 	}
 	return DeploymentWithBuild{Deployment: deploymentFromRow(r.Deployment), Build: buildFromRow(r.Build)}, nil
 }
 
 // ListAppDeployments returns an app's newest deployments: limit rows at most
 // (0 means DefaultPageSize, at most MaxPageSize).
-func (s *Service) ListAppDeployments(ctx context.Context, appID int64, limit int) ([]Deployment, error) {
+func (s *Service) ListAppDeployments(ctx context.Context, appID AppID, limit int) ([]Deployment, error) {
 	const op = "list app deployments"
 	n, err := limitRows(op, limit)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListAppDeployments(ctx, dbsqlc.ListAppDeploymentsParams{AppID: appID, MaxRows: n})
+	rows, err := s.q.ListAppDeployments(ctx, dbsqlc.ListAppDeploymentsParams{AppID: int64(appID), MaxRows: n})
 	if err != nil {
 		return nil, mapError(opRead, op, err)
 	}
@@ -81,14 +81,14 @@ func (s *Service) ListAppDeployments(ctx context.Context, appID int64, limit int
 
 // ListAppDeploymentsPaged returns one page of an app's deployments, newest
 // first. It is ListDeployments with an empty filter.
-func (s *Service) ListAppDeploymentsPaged(ctx context.Context, appID int64, page PageRequest) (Page[Deployment], error) {
+func (s *Service) ListAppDeploymentsPaged(ctx context.Context, appID AppID, page PageRequest) (Page[Deployment], error) {
 	return s.ListDeployments(ctx, appID, DeploymentFilter{}, page)
 }
 
 // GetLatestDeployment returns the newest deployment of an app to an
 // environment ("" means DefaultEnvironment), whatever its status, or
 // ErrNotFound.
-func (s *Service) GetLatestDeployment(ctx context.Context, appID int64, environment string) (Deployment, error) {
+func (s *Service) GetLatestDeployment(ctx context.Context, appID AppID, environment string) (Deployment, error) {
 	const op = "get latest deployment"
 	if environment == "" {
 		environment = DefaultEnvironment
@@ -96,7 +96,7 @@ func (s *Service) GetLatestDeployment(ctx context.Context, appID int64, environm
 	if err := checkName(op, "environment", environment); err != nil {
 		return Deployment{}, err
 	}
-	d, err := s.q.GetLatestDeployment(ctx, dbsqlc.GetLatestDeploymentParams{AppID: appID, Environment: environment})
+	d, err := s.q.GetLatestDeployment(ctx, dbsqlc.GetLatestDeploymentParams{AppID: int64(appID), Environment: environment})
 	if err != nil {
 		return Deployment{}, mapError(opRead, op, err)
 	}
@@ -106,13 +106,13 @@ func (s *Service) GetLatestDeployment(ctx context.Context, appID int64, environm
 // ListSuccessfulDeployments returns an app's most recently finished deployed
 // deployments: limit rows at most (0 means DefaultPageSize, at most
 // MaxPageSize).
-func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID int64, limit int) ([]Deployment, error) {
+func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID AppID, limit int) ([]Deployment, error) {
 	const op = "list successful deployments"
 	n, err := limitRows(op, limit)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListSuccessfulDeployments(ctx, dbsqlc.ListSuccessfulDeploymentsParams{AppID: appID, MaxRows: n})
+	rows, err := s.q.ListSuccessfulDeployments(ctx, dbsqlc.ListSuccessfulDeploymentsParams{AppID: int64(appID), MaxRows: n})
 	if err != nil {
 		return nil, mapError(opRead, op, err)
 	}
@@ -131,11 +131,11 @@ func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID int64, li
 // deployment created with targets, whose status is derived from its
 // operations; an illegal move returns a *TransitionError
 // (ErrInvalidTransition); a missing deployment ErrNotFound.
-func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to DeploymentStatus) (Deployment, error) {
+func (s *Service) UpdateDeploymentStatus(ctx context.Context, id DeploymentID, to DeploymentStatus) (Deployment, error) {
 	if !to.Valid() {
 		return Deployment{}, invalidArg(updateDeploymentOp(id), "unknown deployment status %q", truncate(string(to)))
 	}
-	d, err := s.q.UpdateDeploymentStatus(ctx, dbsqlc.UpdateDeploymentStatusParams{ID: id, NewStatus: string(to)})
+	d, err := s.q.UpdateDeploymentStatus(ctx, dbsqlc.UpdateDeploymentStatusParams{ID: int64(id), NewStatus: string(to)})
 	if err == nil {
 		return deploymentFromRow(d), nil
 	}
@@ -143,11 +143,11 @@ func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to Deplo
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return Deployment{}, mapError(opWrite, op, err)
 	}
-	cur, err := s.q.GetDeployment(ctx, id)
+	cur, err := s.q.GetDeployment(ctx, int64(id))
 	if err != nil {
 		return Deployment{}, mapError(opRead, op, err)
 	}
-	if derived, err := s.q.HasDeploymentOperations(ctx, id); err != nil {
+	if derived, err := s.q.HasDeploymentOperations(ctx, int64(id)); err != nil {
 		return Deployment{}, mapError(opRead, op, err)
 	} else if derived {
 		return Deployment{}, &Error{Kind: ErrConflict, Op: op,
@@ -156,17 +156,17 @@ func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to Deplo
 	if DeploymentStatus(cur.Status) == to {
 		return deploymentFromRow(cur), nil
 	}
-	return Deployment{}, &TransitionError{Entity: "deployment", ID: id, From: cur.Status, To: string(to)}
+	return Deployment{}, &TransitionError{Entity: "deployment", ID: int64(id), From: cur.Status, To: string(to)}
 }
 
-func updateDeploymentOp(id int64) string {
-	return "update deployment " + strconv.FormatInt(id, 10) + " status"
+func updateDeploymentOp(id DeploymentID) string {
+	return "update deployment " + strconv.FormatInt(int64(id), 10) + " status"
 }
 
 // DeleteDeployment deletes a deployment, or returns ErrNotFound.
-func (s *Service) DeleteDeployment(ctx context.Context, id int64) error {
-	op := "delete deployment " + strconv.FormatInt(id, 10)
-	n, err := s.q.DeleteDeployment(ctx, id)
+func (s *Service) DeleteDeployment(ctx context.Context, id DeploymentID) error {
+	op := "delete deployment " + strconv.FormatInt(int64(id), 10)
+	n, err := s.q.DeleteDeployment(ctx, int64(id))
 	if err != nil {
 		return mapError(opDelete, op, err)
 	}

@@ -210,8 +210,8 @@ func TestDeleteDeployment(t *testing.T) {
 	}
 }
 
-func ids(ds []deploydb.Deployment) []int64 {
-	out := make([]int64, len(ds))
+func ids(ds []deploydb.Deployment) []deploydb.DeploymentID {
+	out := make([]deploydb.DeploymentID, len(ds))
 	for i, d := range ds {
 		out[i] = d.ID
 	}

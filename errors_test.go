@@ -25,7 +25,7 @@ func TestErrorMappingForReal(t *testing.T) {
 
 	// holdBuild starts a transaction that locks build id until release is
 	// closed, and returns once the lock is held.
-	holdBuild := func(id int64) (release func()) {
+	holdBuild := func(id deploydb.BuildID) (release func()) {
 		locked, done := make(chan struct{}), make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -198,16 +198,16 @@ func writeSkew(t *testing.T, ctx context.Context, svc *deploydb.Service, opts de
 }
 
 // deadlock runs two transactions that lock two builds in opposite orders.
-func deadlock(t *testing.T, ctx context.Context, svc *deploydb.Service, appID int64, opts deploydb.TxOptions) error {
+func deadlock(t *testing.T, ctx context.Context, svc *deploydb.Service, appID deploydb.AppID, opts deploydb.TxOptions) error {
 	b1 := mustBuild(t, svc, appID, deploydb.BuildPending)
 	b2 := mustBuild(t, svc, appID, deploydb.BuildPending)
 	var both sync.WaitGroup
 	both.Add(2)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
-	for i, order := range [][2]int64{{b1.ID, b2.ID}, {b2.ID, b1.ID}} {
+	for i, order := range [][2]deploydb.BuildID{{b1.ID, b2.ID}, {b2.ID, b1.ID}} {
 		wg.Add(1)
-		go func(i int, order [2]int64) {
+		go func(i int, order [2]deploydb.BuildID) {
 			defer wg.Done()
 			first := true
 			errs[i] = svc.InTxWith(ctx, opts, func(tx *deploydb.Service) error {

@@ -508,7 +508,7 @@ type planReport struct {
 
 // listPlanCases returns the cases for one app. size is the page size of the
 // paged lists.
-func listPlanCases(svc *deploydb.Service, label string, appID int64, env string, size int, now time.Time) []planCase {
+func listPlanCases(svc *deploydb.Service, label string, appID deploydb.AppID, env string, size int, now time.Time) []planCase {
 	const (
 		idxBuilds          = "builds_app_id_created_at_id_idx"
 		idxBuildsStatus    = "builds_app_id_status_created_at_id_idx"
@@ -659,8 +659,8 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 			return len(p.Items), p.NextCursor, err
 		},
 	}}
-	cases = append(cases, listPlanCases(svc, "hot", seed.hotApp, "production", 50, now)...)
-	cases = append(cases, listPlanCases(svc, "small", seed.smallApp, "production", 2, now)...)
+	cases = append(cases, listPlanCases(svc, "hot", deploydb.AppID(seed.hotApp), "production", 50, now)...)
+	cases = append(cases, listPlanCases(svc, "small", deploydb.AppID(seed.smallApp), "production", 2, now)...)
 	opsDeployment := seedPlanOperations(t, ctx, pool)
 	cases = append(cases, operationPlanCases(svc, opsDeployment)...)
 

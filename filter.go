@@ -75,7 +75,7 @@ type deploymentList struct {
 	scope      uint64
 }
 
-func (f DeploymentFilter) validate(op string, appID int64) (deploymentList, error) {
+func (f DeploymentFilter) validate(op string, appID AppID) (deploymentList, error) {
 	if f.OrderBy == "" {
 		f.OrderBy = OrderByCreatedAt
 	}
@@ -142,7 +142,7 @@ func (f DeploymentFilter) validate(op string, appID int64) (deploymentList, erro
 	// scopeOf("deployments", appID, status, environment, order_by, sort,
 	// start µs, end µs), without formatting the numbers into strings.
 	sc := make([]byte, 0, 256)
-	sc = scopeAppendInt(scopeAppend(sc, "deployments"), appID)
+	sc = scopeAppendInt(scopeAppend(sc, "deployments"), int64(appID))
 	sc = scopeAppend(scopeAppend(sc, string(f.Status)), f.Environment)
 	sc = scopeAppend(scopeAppend(sc, string(f.OrderBy)), string(f.Sort))
 	sc = scopeAppendInt(scopeAppendInt(sc, l.start.UnixMicro()), l.end.UnixMicro())
@@ -160,7 +160,7 @@ func orDefault(t, def time.Time) time.Time {
 // ListDeployments returns one page of an app's deployments selected and
 // ordered by filter (see DeploymentFilter for the combinations accepted).
 // Each accepted combination runs as one index range scan.
-func (s *Service) ListDeployments(ctx context.Context, appID int64, filter DeploymentFilter, page PageRequest) (Page[Deployment], error) {
+func (s *Service) ListDeployments(ctx context.Context, appID AppID, filter DeploymentFilter, page PageRequest) (Page[Deployment], error) {
 	const op = "list deployments"
 	size, err := pageSize(op, page.Size)
 	if err != nil {
@@ -189,55 +189,55 @@ func (s *Service) ListDeployments(ctx context.Context, appID int64, filter Deplo
 		return Page[Deployment]{}, mapError(opRead, op, err)
 	}
 	rows := rowsTo(raw, deploymentFromRow)
-	key := func(d Deployment) position { return position{d.CreatedAt, d.ID} }
+	key := func(d Deployment) position { return position{d.CreatedAt, int64(d.ID)} }
 	switch l.f.OrderBy {
 	case OrderByUpdatedAt:
-		key = func(d Deployment) position { return position{d.UpdatedAt, d.ID} }
+		key = func(d Deployment) position { return position{d.UpdatedAt, int64(d.ID)} }
 	case OrderByFinishedAt:
 		// Terminal statuses always have finished_at (CHECK constraint).
-		key = func(d Deployment) position { return position{d.FinishedAt, d.ID} }
+		key = func(d Deployment) position { return position{d.FinishedAt, int64(d.ID)} }
 	}
 	return finishPage(s.cursors, l.scope, rows, size, key), nil
 }
 
 // listDeployments runs the query that serves l.
-func (s *Service) listDeployments(ctx context.Context, appID int64, l deploymentList, pos position, n int32) ([]dbsqlc.Deployment, error) {
+func (s *Service) listDeployments(ctx context.Context, appID AppID, l deploymentList, pos position, n int32) ([]dbsqlc.Deployment, error) {
 	f, q := l.f, s.q
 	switch f.OrderBy {
 	case OrderByUpdatedAt:
 		if l.asc {
 			return q.ListUpdatedDeploymentsPagedAsc(ctx, dbsqlc.ListUpdatedDeploymentsPagedAscParams{
-				AppID: appID, UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
+				AppID: int64(appID), UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
 		}
 		return q.ListUpdatedDeploymentsPaged(ctx, dbsqlc.ListUpdatedDeploymentsPagedParams{
-			AppID: appID, UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
+			AppID: int64(appID), UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case OrderByFinishedAt:
 		if l.asc {
 			return q.ListFinishedDeploymentsPagedAsc(ctx, dbsqlc.ListFinishedDeploymentsPagedAscParams{
-				AppID: appID, Status: string(f.Status), FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
+				AppID: int64(appID), Status: string(f.Status), FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
 		}
 		return q.ListFinishedDeploymentsPaged(ctx, dbsqlc.ListFinishedDeploymentsPagedParams{
-			AppID: appID, Status: string(f.Status), FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
+			AppID: int64(appID), Status: string(f.Status), FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
 	}
 	switch {
 	case f.Environment != "" && l.asc:
 		return q.ListEnvironmentDeploymentsPagedAsc(ctx, dbsqlc.ListEnvironmentDeploymentsPagedAscParams{
-			AppID: appID, Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+			AppID: int64(appID), Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case f.Environment != "":
 		return q.ListEnvironmentDeploymentsPaged(ctx, dbsqlc.ListEnvironmentDeploymentsPagedParams{
-			AppID: appID, Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+			AppID: int64(appID), Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case f.Status != "" && l.asc:
 		return q.ListStatusDeploymentsPagedAsc(ctx, dbsqlc.ListStatusDeploymentsPagedAscParams{
-			AppID: appID, Status: string(f.Status), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+			AppID: int64(appID), Status: string(f.Status), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case f.Status != "":
 		return q.ListStatusDeploymentsPaged(ctx, dbsqlc.ListStatusDeploymentsPagedParams{
-			AppID: appID, Status: string(f.Status), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+			AppID: int64(appID), Status: string(f.Status), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case l.asc:
 		return q.ListAppDeploymentsPagedAsc(ctx, dbsqlc.ListAppDeploymentsPagedAscParams{
-			AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+			AppID: int64(appID), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	}
 	return q.ListAppDeploymentsPaged(ctx, dbsqlc.ListAppDeploymentsPagedParams{
-		AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+		AppID: int64(appID), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 }
 
 // Names of the query parameters ParseDeploymentFilter reads.

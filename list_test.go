@@ -100,7 +100,7 @@ func TestListDeploymentsMatchesModel(t *testing.T) {
 	}
 	for _, f := range filters {
 		want := model(all, f)
-		var got []int64
+		var got []deploydb.DeploymentID
 		page := deploydb.PageRequest{Size: 4}
 		for {
 			p, err := svc.ListDeployments(ctx, app.ID, f, page)
@@ -120,7 +120,7 @@ func TestListDeploymentsMatchesModel(t *testing.T) {
 }
 
 // model selects and orders deployments as ListDeployments documents it.
-func model(all []deploydb.Deployment, f deploydb.DeploymentFilter) []int64 {
+func model(all []deploydb.Deployment, f deploydb.DeploymentFilter) []deploydb.DeploymentID {
 	var rows []deploydb.Deployment
 	key := func(d deploydb.Deployment) time.Time { return d.CreatedAt }
 	switch f.OrderBy {
@@ -245,7 +245,7 @@ func TestPagingWalkDuringInserts(t *testing.T) {
 	if err != nil || len(before) != 1 {
 		t.Fatal(err)
 	}
-	existing := map[int64]bool{}
+	existing := map[deploydb.BuildID]bool{}
 	for page := (deploydb.PageRequest{Size: 100}); ; {
 		p, err := svc.ListAppBuildsPaged(ctx, app.ID, page)
 		if err != nil {
@@ -279,7 +279,7 @@ func TestPagingWalkDuringInserts(t *testing.T) {
 			}
 		}(w)
 	}
-	seen := map[int64]int{}
+	seen := map[deploydb.BuildID]int{}
 	pages := 0
 	for page := (deploydb.PageRequest{Size: 7}); ; {
 		p, err := svc.ListAppBuildsPaged(ctx, app.ID, page)

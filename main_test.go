@@ -44,7 +44,7 @@ func mustApp(t *testing.T, svc *deploydb.Service) deploydb.App {
 
 // mustBuild creates a build and drives it to the given status through the
 // legal transitions.
-func mustBuild(t *testing.T, svc *deploydb.Service, appID int64, to deploydb.BuildStatus) deploydb.Build {
+func mustBuild(t *testing.T, svc *deploydb.Service, appID deploydb.AppID, to deploydb.BuildStatus) deploydb.Build {
 	t.Helper()
 	ctx := context.Background()
 	b, err := svc.CreateBuild(ctx, appID, fmt.Sprintf("v%d", nameSeq.Add(1)))
@@ -68,7 +68,7 @@ func mustBuild(t *testing.T, svc *deploydb.Service, appID int64, to deploydb.Bui
 
 // mustDeployment creates a deployment of a fresh succeeded build and drives
 // it to the given status.
-func mustDeployment(t *testing.T, svc *deploydb.Service, appID int64, env string, to deploydb.DeploymentStatus) deploydb.Deployment {
+func mustDeployment(t *testing.T, svc *deploydb.Service, appID deploydb.AppID, env string, to deploydb.DeploymentStatus) deploydb.Deployment {
 	t.Helper()
 	ctx := context.Background()
 	b := mustBuild(t, svc, appID, deploydb.BuildSucceeded)

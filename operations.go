@@ -50,8 +50,8 @@ func checkTarget(op, t string) error {
 // transaction. The targets must be distinct valid names (at most
 // MaxTargets); otherwise, or when the build cannot be deployed, nothing is
 // written. The deployment's status is then derived from its operations.
-func (s *Service) CreateDeploymentWithTargets(ctx context.Context, appID, buildID int64, environment string, targets []string) (Deployment, []Operation, error) {
-	op := "create deployment of build " + strconv.FormatInt(buildID, 10) + " with targets"
+func (s *Service) CreateDeploymentWithTargets(ctx context.Context, appID AppID, buildID BuildID, environment string, targets []string) (Deployment, []Operation, error) {
+	op := "create deployment of build " + strconv.FormatInt(int64(buildID), 10) + " with targets"
 	if len(targets) == 0 {
 		return Deployment{}, nil, invalidArg(op, "at least one target is required")
 	}
@@ -77,7 +77,7 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, appID, buildI
 		if d, err = tx.CreateDeployment(ctx, appID, buildID, environment); err != nil {
 			return err
 		}
-		rows, err := tx.q.CreateDeploymentOperations(ctx, dbsqlc.CreateDeploymentOperationsParams{DeploymentID: d.ID, Targets: targets})
+		rows, err := tx.q.CreateDeploymentOperations(ctx, dbsqlc.CreateDeploymentOperationsParams{DeploymentID: int64(d.ID), Targets: targets})
 		if err != nil {
 			return mapError(opWrite, op, err)
 		}
@@ -91,22 +91,22 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, appID, buildI
 }
 
 // GetOperation returns the operation with the given id, or ErrNotFound.
-func (s *Service) GetOperation(ctx context.Context, id int64) (Operation, error) {
-	o, err := s.q.GetOperation(ctx, id)
+func (s *Service) GetOperation(ctx context.Context, id OperationID) (Operation, error) {
+	o, err := s.q.GetOperation(ctx, int64(id))
 	if err != nil {
-		return Operation{}, mapError(opRead, "get operation "+strconv.FormatInt(id, 10), err)
+		return Operation{}, mapError(opRead, "get operation "+strconv.FormatInt(int64(id), 10), err)
 	}
 	return operationFromRow(o), nil
 }
 
 // GetOperationByDeploymentAndTarget returns a deployment's operation on a
 // target, or ErrNotFound.
-func (s *Service) GetOperationByDeploymentAndTarget(ctx context.Context, deploymentID int64, target string) (Operation, error) {
+func (s *Service) GetOperationByDeploymentAndTarget(ctx context.Context, deploymentID DeploymentID, target string) (Operation, error) {
 	const op = "get operation by deployment and target"
 	if err := checkTarget(op, target); err != nil {
 		return Operation{}, err
 	}
-	o, err := s.q.GetOperationByDeploymentAndTarget(ctx, dbsqlc.GetOperationByDeploymentAndTargetParams{DeploymentID: deploymentID, Target: target})
+	o, err := s.q.GetOperationByDeploymentAndTarget(ctx, dbsqlc.GetOperationByDeploymentAndTargetParams{DeploymentID: int64(deploymentID), Target: target})
 	if err != nil {
 		return Operation{}, mapError(opRead, op, err)
 	}
@@ -115,8 +115,8 @@ func (s *Service) GetOperationByDeploymentAndTarget(ctx context.Context, deploym
 
 // ListDeploymentOperations returns a deployment's operations ordered by
 // target (empty for a deployment without operations).
-func (s *Service) ListDeploymentOperations(ctx context.Context, deploymentID int64) ([]Operation, error) {
-	ops, err := s.q.ListDeploymentOperations(ctx, deploymentID)
+func (s *Service) ListDeploymentOperations(ctx context.Context, deploymentID DeploymentID) ([]Operation, error) {
+	ops, err := s.q.ListDeploymentOperations(ctx, int64(deploymentID))
 	if err != nil {
 		return nil, mapError(opRead, "list deployment operations", err)
 	}
@@ -160,8 +160,8 @@ func (s *Service) ListActiveOperationsByTarget(ctx context.Context, target strin
 // (safe to retry). An illegal move returns a *TransitionError; a missing
 // operation ErrNotFound; a move that would start a second deployment of the
 // same app and environment ErrConflict.
-func (s *Service) TransitionOperation(ctx context.Context, id int64, to OperationState, lastError string) (o Operation, changed bool, err error) {
-	op := "transition operation " + strconv.FormatInt(id, 10)
+func (s *Service) TransitionOperation(ctx context.Context, id OperationID, to OperationState, lastError string) (o Operation, changed bool, err error) {
+	op := "transition operation " + strconv.FormatInt(int64(id), 10)
 	if !to.Valid() {
 		return Operation{}, false, invalidArg(op, "unknown operation state %q", truncate(string(to)))
 	}
@@ -173,15 +173,15 @@ func (s *Service) TransitionOperation(ctx context.Context, id int64, to Operatio
 		reason = nullText(lastError)
 	}
 	err = s.InTx(ctx, func(tx *Service) error {
-		moved, err := tx.q.TransitionOperation(ctx, dbsqlc.TransitionOperationParams{ID: id, NewState: string(to), LastError: reason})
+		moved, err := tx.q.TransitionOperation(ctx, dbsqlc.TransitionOperationParams{ID: int64(id), NewState: string(to), LastError: reason})
 		if err == nil {
 			o, changed = operationFromRow(moved), true
-			return tx.syncDeployment(ctx, op, moved.DeploymentID)
+			return tx.syncDeployment(ctx, op, DeploymentID(moved.DeploymentID))
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return mapError(opWrite, op, err)
 		}
-		cur, err := tx.q.GetOperation(ctx, id)
+		cur, err := tx.q.GetOperation(ctx, int64(id))
 		switch {
 		case err != nil:
 			return mapError(opRead, op, err)
@@ -189,7 +189,7 @@ func (s *Service) TransitionOperation(ctx context.Context, id int64, to Operatio
 			o = operationFromRow(cur)
 			return nil
 		}
-		return &TransitionError{Entity: "operation", ID: id, From: cur.State, To: string(to)}
+		return &TransitionError{Entity: "operation", ID: int64(id), From: cur.State, To: string(to)}
 	})
 	if err != nil {
 		return Operation{}, false, err
@@ -197,50 +197,50 @@ func (s *Service) TransitionOperation(ctx context.Context, id int64, to Operatio
 	return o, changed, nil
 }
 
-func (s *Service) transition(ctx context.Context, id int64, to OperationState, lastError string) (Operation, error) {
+func (s *Service) transition(ctx context.Context, id OperationID, to OperationState, lastError string) (Operation, error) {
 	o, _, err := s.TransitionOperation(ctx, id, to, lastError)
 	return o, err
 }
 
 // MarkStarted moves a pending operation to running.
-func (s *Service) MarkStarted(ctx context.Context, id int64) (Operation, error) {
+func (s *Service) MarkStarted(ctx context.Context, id OperationID) (Operation, error) {
 	return s.transition(ctx, id, OperationRunning, "")
 }
 
 // MarkWaitingForCutover moves a running operation to waiting_for_cutover.
-func (s *Service) MarkWaitingForCutover(ctx context.Context, id int64) (Operation, error) {
+func (s *Service) MarkWaitingForCutover(ctx context.Context, id OperationID) (Operation, error) {
 	return s.transition(ctx, id, OperationWaitingForCutover, "")
 }
 
 // MarkCuttingOver moves an operation waiting for cutover to cutting_over.
-func (s *Service) MarkCuttingOver(ctx context.Context, id int64) (Operation, error) {
+func (s *Service) MarkCuttingOver(ctx context.Context, id OperationID) (Operation, error) {
 	return s.transition(ctx, id, OperationCuttingOver, "")
 }
 
 // MarkCompleted moves a running or cutting_over operation to completed.
-func (s *Service) MarkCompleted(ctx context.Context, id int64) (Operation, error) {
+func (s *Service) MarkCompleted(ctx context.Context, id OperationID) (Operation, error) {
 	return s.transition(ctx, id, OperationCompleted, "")
 }
 
 // MarkFailed moves an active operation to failed and records reason (at most
 // MaxLastErrorLen characters; "" records none).
-func (s *Service) MarkFailed(ctx context.Context, id int64, reason string) (Operation, error) {
+func (s *Service) MarkFailed(ctx context.Context, id OperationID, reason string) (Operation, error) {
 	return s.transition(ctx, id, OperationFailed, reason)
 }
 
 // Stop moves a pending, running or waiting_for_cutover operation to stopped.
-func (s *Service) Stop(ctx context.Context, id int64) (Operation, error) {
+func (s *Service) Stop(ctx context.Context, id OperationID) (Operation, error) {
 	return s.transition(ctx, id, OperationStopped, "")
 }
 
 // Retry moves a failed operation (attempt + 1, last_error kept) or a stopped
 // one back to pending, where it can be claimed again.
-func (s *Service) Retry(ctx context.Context, id int64) (Operation, error) {
+func (s *Service) Retry(ctx context.Context, id OperationID) (Operation, error) {
 	return s.transition(ctx, id, OperationPending, "")
 }
 
 // Revert moves a completed operation to reverted.
-func (s *Service) Revert(ctx context.Context, id int64) (Operation, error) {
+func (s *Service) Revert(ctx context.Context, id OperationID) (Operation, error) {
 	return s.transition(ctx, id, OperationReverted, "")
 }
 
@@ -283,19 +283,19 @@ func (s *Service) ClaimNextOperation(ctx context.Context, target, worker string)
 // DeleteDeploymentOperations deletes every operation of a deployment and
 // returns how many there were. The deployment keeps its current status and
 // from then on follows the manual lifecycle.
-func (s *Service) DeleteDeploymentOperations(ctx context.Context, deploymentID int64) (int64, error) {
-	n, err := s.q.DeleteDeploymentOperations(ctx, deploymentID)
-	return n, mapError(opDelete, "delete operations of deployment "+strconv.FormatInt(deploymentID, 10), err)
+func (s *Service) DeleteDeploymentOperations(ctx context.Context, deploymentID DeploymentID) (int64, error) {
+	n, err := s.q.DeleteDeploymentOperations(ctx, int64(deploymentID))
+	return n, mapError(opDelete, "delete operations of deployment "+strconv.FormatInt(int64(deploymentID), 10), err)
 }
 
 // syncDeployment locks a deployment and stores the status derived from its
 // operations. It must run in the transaction that changed an operation.
-func (s *Service) syncDeployment(ctx context.Context, op string, deploymentID int64) error {
-	d, err := s.q.LockDeployment(ctx, deploymentID)
+func (s *Service) syncDeployment(ctx context.Context, op string, deploymentID DeploymentID) error {
+	d, err := s.q.LockDeployment(ctx, int64(deploymentID))
 	if err != nil {
 		return mapError(opRead, op, err)
 	}
-	rows, err := s.q.ListDeploymentOperationStates(ctx, deploymentID)
+	rows, err := s.q.ListDeploymentOperationStates(ctx, int64(deploymentID))
 	if err != nil {
 		return mapError(opRead, op, err)
 	}
@@ -312,7 +312,7 @@ func (s *Service) syncDeployment(ctx context.Context, op string, deploymentID in
 		return nil // nothing to write
 	}
 	_, err = s.q.SetDerivedDeploymentStatus(ctx, dbsqlc.SetDerivedDeploymentStatusParams{
-		ID: deploymentID, Status: string(st), StartedAt: nullTime(started), FinishedAt: nullTime(finished),
+		ID: int64(deploymentID), Status: string(st), StartedAt: nullTime(started), FinishedAt: nullTime(finished),
 	})
 	if err != nil {
 		return mapError(opWrite, fmt.Sprintf("%s: set deployment %d status to %s", op, deploymentID, st), err)

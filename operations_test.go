@@ -60,7 +60,7 @@ func uniqueEnv() string {
 
 // mustRollout creates a deployment with the given targets of a fresh
 // succeeded build.
-func mustRollout(t *testing.T, svc *deploydb.Service, appID int64, targets ...string) (deploydb.Deployment, []deploydb.Operation) {
+func mustRollout(t *testing.T, svc *deploydb.Service, appID deploydb.AppID, targets ...string) (deploydb.Deployment, []deploydb.Operation) {
 	t.Helper()
 	b := mustBuild(t, svc, appID, deploydb.BuildSucceeded)
 	d, ops, err := svc.CreateDeploymentWithTargets(context.Background(), appID, b.ID, uniqueEnv(), targets)
@@ -70,7 +70,7 @@ func mustRollout(t *testing.T, svc *deploydb.Service, appID int64, targets ...st
 	return d, ops
 }
 
-func driveTo(t *testing.T, svc *deploydb.Service, id int64, to deploydb.OperationState) deploydb.Operation {
+func driveTo(t *testing.T, svc *deploydb.Service, id deploydb.OperationID, to deploydb.OperationState) deploydb.Operation {
 	t.Helper()
 	o, err := svc.GetOperation(context.Background(), id)
 	if err != nil {
@@ -86,7 +86,7 @@ func driveTo(t *testing.T, svc *deploydb.Service, id int64, to deploydb.Operatio
 
 // checkDerived asserts that the deployment's stored status equals the one
 // derived from its operations.
-func checkDerived(t *testing.T, svc *deploydb.Service, deploymentID int64) deploydb.Deployment {
+func checkDerived(t *testing.T, svc *deploydb.Service, deploymentID deploydb.DeploymentID) deploydb.Deployment {
 	t.Helper()
 	ctx := context.Background()
 	d, err := svc.GetDeployment(ctx, deploymentID)
@@ -431,7 +431,7 @@ func TestClaimRace(t *testing.T) {
 	const workers, n = 8, 200
 	app := mustApp(t, svc)
 	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
-	want := map[int64]bool{}
+	want := map[deploydb.OperationID]bool{}
 	for i := 0; i < n; i++ {
 		_, ops, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, fmt.Sprintf("env-%d", i), []string{"shared-target"})
 		if err != nil {
@@ -441,7 +441,7 @@ func TestClaimRace(t *testing.T) {
 	}
 	var (
 		mu     sync.Mutex
-		claims = map[int64]int{}
+		claims = map[deploydb.OperationID]int{}
 		perW   = make([]int, workers)
 		errs   []error
 		start  = make(chan struct{})

@@ -82,7 +82,7 @@ func TestReliabilityR1RestartUnderLoad(t *testing.T) {
 
 	var (
 		mu                    sync.Mutex
-		acked                 []int64
+		acked                 []deploydb.DeploymentID
 		errs                  []time.Time
 		stop                  atomic.Bool
 		wg                    sync.WaitGroup

@@ -9,10 +9,23 @@ import (
 	"github.com/deploydb/deploydb/status"
 )
 
+// AppID identifies an app. The four id types are distinct, so passing a
+// build's id where an app's is wanted does not compile.
+type AppID int64
+
+// BuildID identifies a build.
+type BuildID int64
+
+// DeploymentID identifies a deployment.
+type DeploymentID int64
+
+// OperationID identifies an operation of a deployment.
+type OperationID int64
+
 // App is an application that is built and deployed.
 type App struct {
 	// ID is the app's id, assigned by the database.
-	ID int64
+	ID AppID
 	// Name is the app's unique name, a lowercase DNS label (a-z, 0-9 and
 	// '-', 1-63 characters).
 	Name string
@@ -25,9 +38,9 @@ type App struct {
 // Build is a build of an app's source at one version.
 type Build struct {
 	// ID is the build's id, assigned by the database.
-	ID int64
+	ID BuildID
 	// AppID is the app the build belongs to.
-	AppID int64
+	AppID AppID
 	// SourceVersion is the commit or tag the build was made from, at most
 	// MaxSourceVersionLen characters; "" when none was given.
 	SourceVersion string
@@ -48,12 +61,12 @@ type Build struct {
 // Deployment is a rollout of one build of an app to one environment.
 type Deployment struct {
 	// ID is the deployment's id, assigned by the database.
-	ID int64
+	ID DeploymentID
 	// AppID is the app being deployed.
-	AppID int64
+	AppID AppID
 	// BuildID is the build being deployed; it belongs to AppID and had
 	// succeeded when the deployment was created.
-	BuildID int64
+	BuildID BuildID
 	// Environment is where the build is deployed, a lowercase DNS label.
 	Environment string
 	// Status is where the deployment is in its lifecycle (see
@@ -86,9 +99,9 @@ type DeploymentWithBuild struct {
 // operations' states.
 type Operation struct {
 	// ID is the operation's id, assigned by the database.
-	ID int64
+	ID OperationID
 	// DeploymentID is the deployment the operation belongs to.
-	DeploymentID int64
+	DeploymentID DeploymentID
 	// Target is the cluster or region the operation rolls out to: 1-63
 	// characters of a-z, 0-9, '-' and '.'.
 	Target string
@@ -164,26 +177,26 @@ const DefaultEnvironment = "production"
 // types: one small function per type, no allocation per field.
 
 func appFromRow(r dbsqlc.App) App {
-	return App{ID: r.ID, Name: r.Name, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	return App{ID: AppID(r.ID), Name: r.Name, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 func buildFromRow(r dbsqlc.Build) Build {
 	return Build{
-		ID: r.ID, AppID: r.AppID, SourceVersion: r.SourceVersion.String, Status: BuildStatus(r.Status),
+		ID: BuildID(r.ID), AppID: AppID(r.AppID), SourceVersion: r.SourceVersion.String, Status: BuildStatus(r.Status),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: timeOf(r.StartedAt), FinishedAt: timeOf(r.FinishedAt),
 	}
 }
 
 func deploymentFromRow(r dbsqlc.Deployment) Deployment {
 	return Deployment{
-		ID: r.ID, AppID: r.AppID, BuildID: r.BuildID, Environment: r.Environment, Status: DeploymentStatus(r.Status),
+		ID: DeploymentID(r.ID), AppID: AppID(r.AppID), BuildID: BuildID(r.BuildID), Environment: r.Environment, Status: DeploymentStatus(r.Status),
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: timeOf(r.StartedAt), FinishedAt: timeOf(r.FinishedAt),
 	}
 }
 
 func operationFromRow(r dbsqlc.DeploymentOperation) Operation {
 	return Operation{
-		ID: r.ID, DeploymentID: r.DeploymentID, Target: r.Target, State: OperationState(r.State), Attempt: r.Attempt,
+		ID: OperationID(r.ID), DeploymentID: DeploymentID(r.DeploymentID), Target: r.Target, State: OperationState(r.State), Attempt: r.Attempt,
 		LastError: r.LastError.String, ClaimedBy: r.ClaimedBy.String, ClaimedAt: timeOf(r.ClaimedAt),
 		StartedAt: timeOf(r.StartedAt), FinishedAt: timeOf(r.FinishedAt), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}

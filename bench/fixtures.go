@@ -70,7 +70,7 @@ func prepareFixtures(ctx context.Context, pool *pgxpool.Pool, sizes seed.Config,
 			return nil, fmt.Errorf("depth %d: %w", d, err)
 		}
 		for ; walked < d; walked += pageSize {
-			page, err := svc.ListDeployments(ctx, f.hotApp, deploydb.DeploymentFilter{}, deploydb.PageRequest{Size: pageSize, Cursor: cursor})
+			page, err := svc.ListDeployments(ctx, deploydb.AppID(f.hotApp), deploydb.DeploymentFilter{}, deploydb.PageRequest{Size: pageSize, Cursor: cursor})
 			if err != nil {
 				return nil, fmt.Errorf("walk to depth %d: %w", d, err)
 			}
@@ -164,7 +164,7 @@ func depthName(d int) string {
 func (f *fixtures) w5RowsFor(impl string) []deploydb.BuildRow {
 	rows := append([]deploydb.BuildRow(nil), f.w5Rows...)
 	for i := range rows {
-		rows[i].AppID = f.w5Apps[impl]
+		rows[i].AppID = deploydb.AppID(f.w5Apps[impl])
 	}
 	return rows
 }

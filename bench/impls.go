@@ -74,7 +74,7 @@ type serviceImpl struct {
 func (serviceImpl) name() string { return "deploydb" }
 
 func (s serviceImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *deploydb.DeploymentWithBuild) error {
-	r, err := s.svc.GetDeploymentWithBuild(ctx, id)
+	r, err := s.svc.GetDeploymentWithBuild(ctx, deploydb.DeploymentID(id))
 	if out != nil {
 		*out = r
 	}
@@ -82,7 +82,7 @@ func (s serviceImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *
 }
 
 func (s serviceImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.Deployment) error {
-	page, err := s.svc.ListDeployments(ctx, p.app, deploydb.DeploymentFilter{}, deploydb.PageRequest{Size: pageSize, Cursor: p.cursor})
+	page, err := s.svc.ListDeployments(ctx, deploydb.AppID(p.app), deploydb.DeploymentFilter{}, deploydb.PageRequest{Size: pageSize, Cursor: p.cursor})
 	if err == nil && page.NextCursor == "" && len(page.Items) == pageSize {
 		return errors.New("a full page without a next cursor")
 	}
@@ -93,7 +93,7 @@ func (s serviceImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.
 }
 
 func (s serviceImpl) createDeployment(ctx context.Context, app, build int64, env string, out *deploydb.Deployment) error {
-	d, err := s.svc.CreateDeployment(ctx, app, build, env)
+	d, err := s.svc.CreateDeployment(ctx, deploydb.AppID(app), deploydb.BuildID(build), env)
 	if out != nil {
 		*out = d
 	}
@@ -101,8 +101,8 @@ func (s serviceImpl) createDeployment(ctx context.Context, app, build int64, env
 }
 
 func (s serviceImpl) cancelDeployment(ctx context.Context, id int64, out *deploydb.Deployment) error {
-	d, err := s.svc.UpdateDeploymentStatus(ctx, id, deploydb.DeploymentCanceled)
-	if err == nil && (d.ID != id || d.Status != deploydb.DeploymentCanceled) {
+	d, err := s.svc.UpdateDeploymentStatus(ctx, deploydb.DeploymentID(id), deploydb.DeploymentCanceled)
+	if err == nil && (int64(d.ID) != id || d.Status != deploydb.DeploymentCanceled) {
 		err = errNotOneRow
 	}
 	if out != nil {
@@ -132,13 +132,13 @@ type genImpl struct {
 func (genImpl) name() string { return "sqlc" }
 
 func genDeployment(d dbsqlc.Deployment) deploydb.Deployment {
-	return deploydb.Deployment{ID: d.ID, AppID: d.AppID, BuildID: d.BuildID, Environment: d.Environment,
+	return deploydb.Deployment{ID: deploydb.DeploymentID(d.ID), AppID: deploydb.AppID(d.AppID), BuildID: deploydb.BuildID(d.BuildID), Environment: d.Environment,
 		Status: deploydb.DeploymentStatus(d.Status), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 		StartedAt: pgTime(d.StartedAt), FinishedAt: pgTime(d.FinishedAt)}
 }
 
 func genBuild(b dbsqlc.Build) deploydb.Build {
-	return deploydb.Build{ID: b.ID, AppID: b.AppID, SourceVersion: b.SourceVersion.String, Status: deploydb.BuildStatus(b.Status),
+	return deploydb.Build{ID: deploydb.BuildID(b.ID), AppID: deploydb.AppID(b.AppID), SourceVersion: b.SourceVersion.String, Status: deploydb.BuildStatus(b.Status),
 		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, StartedAt: pgTime(b.StartedAt), FinishedAt: pgTime(b.FinishedAt)}
 }
 
@@ -191,7 +191,7 @@ func (g genImpl) cancelDeployment(ctx context.Context, id int64, out *deploydb.D
 func (genImpl) prepareBuilds(rows []deploydb.BuildRow) any {
 	out := make([]dbsqlc.CreateBuildsParams, len(rows))
 	for i, b := range rows {
-		out[i] = dbsqlc.CreateBuildsParams{AppID: b.AppID, SourceVersion: pgtype.Text{String: b.SourceVersion, Valid: b.SourceVersion != ""},
+		out[i] = dbsqlc.CreateBuildsParams{AppID: int64(b.AppID), SourceVersion: pgtype.Text{String: b.SourceVersion, Valid: b.SourceVersion != ""},
 			Status: string(b.Status), CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
 			StartedAt: pgtype.Timestamptz{Time: b.StartedAt, Valid: !b.StartedAt.IsZero()}, FinishedAt: pgtype.Timestamptz{Time: b.FinishedAt, Valid: !b.FinishedAt.IsZero()}}
 	}
@@ -310,7 +310,7 @@ type copyRow struct {
 func copyRows(rows []deploydb.BuildRow) []copyRow {
 	out := make([]copyRow, len(rows))
 	for i, b := range rows {
-		out[i] = copyRow{AppID: b.AppID, Status: string(b.Status), CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt}
+		out[i] = copyRow{AppID: int64(b.AppID), Status: string(b.Status), CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt}
 		if b.SourceVersion != "" {
 			out[i].SourceVersion = &rows[i].SourceVersion
 		}
@@ -563,12 +563,12 @@ type sqlxDeploymentWithBuild struct {
 }
 
 func (d sqlxDeployment) gen() deploydb.Deployment {
-	return deploydb.Deployment{ID: d.ID, AppID: d.AppID, BuildID: d.BuildID, Environment: d.Environment,
+	return deploydb.Deployment{ID: deploydb.DeploymentID(d.ID), AppID: deploydb.AppID(d.AppID), BuildID: deploydb.BuildID(d.BuildID), Environment: d.Environment,
 		Status: deploydb.DeploymentStatus(d.Status), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, StartedAt: derefTime(d.StartedAt), FinishedAt: derefTime(d.FinishedAt)}
 }
 
 func (b sqlxBuild) gen() deploydb.Build {
-	return deploydb.Build{ID: b.ID, AppID: b.AppID, SourceVersion: derefString(b.SourceVersion), Status: deploydb.BuildStatus(b.Status),
+	return deploydb.Build{ID: deploydb.BuildID(b.ID), AppID: deploydb.AppID(b.AppID), SourceVersion: derefString(b.SourceVersion), Status: deploydb.BuildStatus(b.Status),
 		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, StartedAt: derefTime(b.StartedAt), FinishedAt: derefTime(b.FinishedAt)}
 }
 
@@ -696,12 +696,12 @@ type gormDeployment struct {
 func (gormDeployment) TableName() string { return "deployments" }
 
 func (d *gormDeployment) gen() deploydb.Deployment {
-	return deploydb.Deployment{ID: d.ID, AppID: d.AppID, BuildID: d.BuildID, Environment: d.Environment,
+	return deploydb.Deployment{ID: deploydb.DeploymentID(d.ID), AppID: deploydb.AppID(d.AppID), BuildID: deploydb.BuildID(d.BuildID), Environment: d.Environment,
 		Status: deploydb.DeploymentStatus(d.Status), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, StartedAt: derefTime(d.StartedAt), FinishedAt: derefTime(d.FinishedAt)}
 }
 
 func (b *gormBuild) gen() deploydb.Build {
-	return deploydb.Build{ID: b.ID, AppID: b.AppID, SourceVersion: derefString(b.SourceVersion), Status: deploydb.BuildStatus(b.Status),
+	return deploydb.Build{ID: deploydb.BuildID(b.ID), AppID: deploydb.AppID(b.AppID), SourceVersion: derefString(b.SourceVersion), Status: deploydb.BuildStatus(b.Status),
 		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, StartedAt: derefTime(b.StartedAt), FinishedAt: derefTime(b.FinishedAt)}
 }
 

@@ -289,7 +289,7 @@ func crossCheck(ctx context.Context, pool *pgxpool.Pool, fx *fixtures, impls []i
 		if err := diff("W3 (returned vs stored)", impls[i].name(), normDeployment(d), normDeployment(stored)); err != nil {
 			return err
 		}
-		want := deploydb.Deployment{AppID: pair.app, BuildID: pair.build, Environment: "production", Status: "pending"}
+		want := deploydb.Deployment{AppID: deploydb.AppID(pair.app), BuildID: deploydb.BuildID(pair.build), Environment: "production", Status: "pending"}
 		d.ID, d.CreatedAt, d.UpdatedAt = 0, time.Time{}, time.Time{}
 		if err := diff("W3", impls[i].name(), d, want); err != nil {
 			return err
@@ -307,7 +307,7 @@ func crossCheck(ctx context.Context, pool *pgxpool.Pool, fx *fixtures, impls []i
 		if err := im.cancelDeployment(ctx, id, &d); err != nil {
 			return fmt.Errorf("cross-check W4: %s: %w", im.name(), err)
 		}
-		if d.ID != id || d.Status != "canceled" || !d.StartedAt.IsZero() || d.FinishedAt.IsZero() || d.FinishedAt.Before(d.CreatedAt) {
+		if int64(d.ID) != id || d.Status != "canceled" || !d.StartedAt.IsZero() || d.FinishedAt.IsZero() || d.FinishedAt.Before(d.CreatedAt) {
 			return fmt.Errorf("cross-check W4: %s returned %+v", im.name(), d)
 		}
 		// A second cancel changes nothing: the service says so by returning

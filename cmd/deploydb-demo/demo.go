@@ -252,7 +252,7 @@ func short(c string) string {
 
 // demoRollout deploys a build to three targets: one is cut over while
 // another waits, one fails and is retried; the deployment's status follows.
-func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, appID, buildID int64) error {
+func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, appID deploydb.AppID, buildID deploydb.BuildID) error {
 	w.section("8. A rollout to three targets (CreateDeploymentWithTargets)")
 	d, ops, err := svc.CreateDeploymentWithTargets(ctx, appID, buildID, "canary", []string{"eu-west", "us-east", "ap-south"})
 	if err != nil {
@@ -270,7 +270,7 @@ func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, app
 		w.line("%-44s %-9s -> %-20s deployment: %s", what, o.Target, o.State, dep.Status)
 		return nil
 	}
-	byTarget := map[string]int64{}
+	byTarget := map[string]deploydb.OperationID{}
 	for _, o := range ops {
 		byTarget[o.Target] = o.ID
 	}
