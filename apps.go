@@ -9,12 +9,12 @@ import (
 
 // CreateApp creates an app. The name must be a lowercase DNS label
 // (ErrInvalidArgument otherwise) and unique (ErrConflict).
-func (s *Service) CreateApp(ctx context.Context, name string) (App, error) {
+func (s *Service) CreateApp(ctx context.Context, p CreateAppParams) (App, error) {
 	const op = "create app"
-	if err := checkName(op, "app name", name); err != nil {
+	if err := checkName(op, "app name", p.Name); err != nil {
 		return App{}, err
 	}
-	app, err := s.q.CreateApp(ctx, name)
+	app, err := s.q.CreateApp(ctx, p.Name)
 	if err != nil {
 		return App{}, mapError(opWrite, op, err)
 	}

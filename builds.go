@@ -33,29 +33,29 @@ type BuildRow struct {
 	FinishedAt time.Time
 }
 
-// CreateBuild creates a pending build of an app from a source version
-// (commit or tag, at most 255 characters; "" for none). It returns
+// CreateBuild creates a pending build of an app from a source version.
+// created reports whether this call inserted the row. It returns
 // ErrNotFound when the app does not exist.
-func (s *Service) CreateBuild(ctx context.Context, appID AppID, sourceVersion string) (Build, error) {
-	op := "create build of app " + strconv.FormatInt(int64(appID), 10)
-	if err := checkSourceVersion(op, sourceVersion); err != nil {
-		return Build{}, err
+func (s *Service) CreateBuild(ctx context.Context, p CreateBuildParams) (b Build, created bool, err error) {
+	op := "create build of app " + strconv.FormatInt(int64(p.AppID), 10)
+	if err := checkSourceVersion(op, p.SourceVersion); err != nil {
+		return Build{}, false, err
 	}
-	b, err := s.q.CreateBuild(ctx, dbsqlc.CreateBuildParams{AppID: int64(appID), SourceVersion: nullText(sourceVersion)})
+	row, err := s.q.CreateBuild(ctx, dbsqlc.CreateBuildParams{AppID: int64(p.AppID), SourceVersion: nullText(p.SourceVersion)})
 	if err != nil {
-		return Build{}, mapError(opWrite, op, err)
+		return Build{}, false, mapError(opWrite, op, err)
 	}
-	return buildFromRow(b), nil
+	return buildFromRow(row), true, nil
 }
 
 // CreateBuilds bulk-inserts builds with COPY and returns how many were
 // inserted. It is all or nothing: one bad row (unknown app, invalid status,
 // timestamps that break a CHECK) fails the whole call.
-func (s *Service) CreateBuilds(ctx context.Context, rows []BuildRow) (int64, error) {
+func (s *Service) CreateBuilds(ctx context.Context, p CreateBuildsParams) (int64, error) {
 	const op = "create builds"
 	now := time.Now()
-	params := make([]dbsqlc.CreateBuildsParams, len(rows)) // defaults are filled in here, not in the caller's slice
-	for i, r := range rows {
+	params := make([]dbsqlc.CreateBuildsParams, len(p.Rows)) // defaults are filled in here, not in the caller's rows
+	for i, r := range p.Rows {
 		if r.Status == "" {
 			r.Status = BuildPending
 		}
@@ -89,25 +89,22 @@ func (s *Service) GetBuild(ctx context.Context, id BuildID) (Build, error) {
 	return buildFromRow(b), nil
 }
 
-// ListAppBuilds returns an app's newest builds: limit rows at most (0 means
-// DefaultPageSize, at most MaxPageSize). Use ListAppBuildsPaged to walk all
-// of them.
-func (s *Service) ListAppBuilds(ctx context.Context, appID AppID, limit int) ([]Build, error) {
-	const op = "list app builds"
-	n, err := limitRows(op, limit)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.q.ListAppBuilds(ctx, dbsqlc.ListAppBuildsParams{AppID: int64(appID), MaxRows: n})
-	if err != nil {
-		return nil, mapError(opRead, op, err)
-	}
-	return rowsTo(rows, buildFromRow), nil
+// ListAppBuilds returns the builds filter selects, newest first: limit rows
+// at most (0 means DefaultPageSize, at most MaxPageSize). It returns the
+// first page of ListAppBuildsPaged; use that to walk all of them.
+func (s *Service) ListAppBuilds(ctx context.Context, filter BuildFilter, limit int) ([]Build, error) {
+	p, err := s.ListAppBuildsPaged(ctx, filter, PageRequest{Size: limit})
+	return p.Items, err
 }
 
-// ListAppBuildsPaged returns one page of an app's builds, newest first.
-func (s *Service) ListAppBuildsPaged(ctx context.Context, appID AppID, page PageRequest) (Page[Build], error) {
+// ListAppBuildsPaged returns one page of the builds filter selects, newest
+// first.
+func (s *Service) ListAppBuildsPaged(ctx context.Context, filter BuildFilter, page PageRequest) (Page[Build], error) {
 	const op = "list app builds"
+	appID := filter.AppID
+	if err := checkID(op, "app", int64(appID)); err != nil {
+		return Page[Build]{}, err
+	}
 	size, err := pageSize(op, page.Size)
 	if err != nil {
 		return Page[Build]{}, err
@@ -134,29 +131,30 @@ func (s *Service) ListAppBuildsPaged(ctx context.Context, appID AppID, page Page
 // started_at is set when the build starts, finished_at when it ends. Asking
 // for the status the build already has returns it unchanged (safe to retry).
 // An illegal move returns a *TransitionError (ErrInvalidTransition); a
-// missing build ErrNotFound.
-func (s *Service) UpdateBuildStatus(ctx context.Context, id BuildID, to BuildStatus) (Build, error) {
+// missing build ErrNotFound. changed reports whether this call moved the
+// build; it is false when the build already had status to.
+func (s *Service) UpdateBuildStatus(ctx context.Context, id BuildID, to BuildStatus) (b Build, changed bool, err error) {
 	op := "update build " + strconv.FormatInt(int64(id), 10) + " status"
 	if !to.Valid() {
-		return Build{}, invalidArg(op, "unknown build status %q", truncate(string(to)))
+		return Build{}, false, invalidArg(op, "unknown build status %q", truncate(string(to)))
 	}
-	b, err := s.q.UpdateBuildStatus(ctx, dbsqlc.UpdateBuildStatusParams{ID: int64(id), NewStatus: string(to)})
+	row, err := s.q.UpdateBuildStatus(ctx, dbsqlc.UpdateBuildStatusParams{ID: int64(id), NewStatus: string(to)})
 	if err == nil {
-		return buildFromRow(b), nil
+		return buildFromRow(row), true, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return Build{}, mapError(opWrite, op, err)
+		return Build{}, false, mapError(opWrite, op, err)
 	}
 	// The guard matched nothing: tell a missing build, a repeated
 	// transition and an illegal one apart.
 	cur, err := s.q.GetBuild(ctx, int64(id))
 	switch {
 	case err != nil:
-		return Build{}, mapError(opRead, op, err)
+		return Build{}, false, mapError(opRead, op, err)
 	case BuildStatus(cur.Status) == to:
-		return buildFromRow(cur), nil
+		return buildFromRow(cur), false, nil
 	}
-	return Build{}, &TransitionError{Entity: "build", ID: int64(id), From: cur.Status, To: string(to)}
+	return Build{}, false, &TransitionError{Entity: "build", ID: int64(id), From: cur.Status, To: string(to)}
 }
 
 // GetLatestSuccessfulBuild returns an app's newest succeeded build, or

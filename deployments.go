@@ -10,35 +10,48 @@ import (
 	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
-// CreateDeployment creates a pending deployment of a build to an environment
-// ("" means DefaultEnvironment). The build must belong to the app and have
-// succeeded (ErrInvalidArgument otherwise); a missing build gives
-// ErrNotFound.
-func (s *Service) CreateDeployment(ctx context.Context, appID AppID, buildID BuildID, environment string) (Deployment, error) {
-	if environment == "" {
-		environment = DefaultEnvironment
+// CreateDeployment creates a pending deployment of a build to an
+// environment. created reports whether this call inserted the row. A
+// missing app or build gives ErrNotFound; a build of another app, or one that
+// has not succeeded, ErrInvalidArgument.
+func (s *Service) CreateDeployment(ctx context.Context, p CreateDeploymentParams) (d Deployment, created bool, err error) {
+	if p.Environment == "" {
+		p.Environment = DefaultEnvironment
 	}
-	if !validLabel(environment) {
-		return Deployment{}, checkName(createDeploymentOp(buildID), "environment", environment)
+	if !validLabel(p.Environment) {
+		return Deployment{}, false, checkName(createDeploymentOp(p.BuildID), "environment", p.Environment)
 	}
-	d, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{AppID: int64(appID), BuildID: int64(buildID), Environment: environment})
+	row, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{AppID: int64(p.AppID), BuildID: int64(p.BuildID), Environment: p.Environment})
 	if err == nil {
-		return deploymentFromRow(d), nil
+		return deploymentFromRow(row), true, nil
 	}
-	op := createDeploymentOp(buildID) // formatted on failure only
+	op := createDeploymentOp(p.BuildID) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return Deployment{}, mapError(opWrite, op, err)
+		return Deployment{}, false, mapError(opWrite, op, err)
 	}
-	// The insert's guard matched nothing: say why.
+	return Deployment{}, false, s.whyNotDeployable(ctx, op, p.AppID, p.BuildID)
+}
+
+// whyNotDeployable explains why the guarded insert of a deployment matched
+// no build: the app or the build is missing, the build belongs to another
+// app, or it has not succeeded.
+func (s *Service) whyNotDeployable(ctx context.Context, op string, appID AppID, buildID BuildID) error {
+	if _, err := s.q.GetApp(ctx, int64(appID)); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound(op, "no such app %d", appID)
+		}
+		return mapError(opRead, op, err)
+	}
 	b, err := s.q.GetBuild(ctx, int64(buildID))
 	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return notFound(op, "no such build %d", buildID)
 	case err != nil:
-		return Deployment{}, mapError(opRead, op, err)
+		return mapError(opRead, op, err)
 	case AppID(b.AppID) != appID:
-		return Deployment{}, invalidArg(op, "build %d belongs to app %d, not app %d", buildID, b.AppID, appID)
-	default:
-		return Deployment{}, invalidArg(op, "build %d is %s; only a succeeded build can be deployed", buildID, b.Status)
+		return invalidArg(op, "build %d belongs to app %d, not app %d", buildID, b.AppID, appID)
 	}
+	return invalidArg(op, "build %d is %s; only a succeeded build can be deployed", buildID, b.Status)
 }
 
 func createDeploymentOp(buildID BuildID) string {
@@ -64,25 +77,12 @@ func (s *Service) GetDeploymentWithBuild(ctx context.Context, id DeploymentID) (
 	return DeploymentWithBuild{Deployment: deploymentFromRow(r.Deployment), Build: buildFromRow(r.Build)}, nil
 }
 
-// ListAppDeployments returns an app's newest deployments: limit rows at most
-// (0 means DefaultPageSize, at most MaxPageSize).
-func (s *Service) ListAppDeployments(ctx context.Context, appID AppID, limit int) ([]Deployment, error) {
-	const op = "list app deployments"
-	n, err := limitRows(op, limit)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.q.ListAppDeployments(ctx, dbsqlc.ListAppDeploymentsParams{AppID: int64(appID), MaxRows: n})
-	if err != nil {
-		return nil, mapError(opRead, op, err)
-	}
-	return rowsTo(rows, deploymentFromRow), nil
-}
-
-// ListAppDeploymentsPaged returns one page of an app's deployments, newest
-// first. It is ListDeployments with an empty filter.
-func (s *Service) ListAppDeploymentsPaged(ctx context.Context, appID AppID, page PageRequest) (Page[Deployment], error) {
-	return s.ListDeployments(ctx, appID, DeploymentFilter{}, page)
+// ListAppDeployments returns the deployments filter selects, in its order:
+// limit rows at most (0 means DefaultPageSize, at most MaxPageSize). It
+// returns the first page of ListDeployments; use that to walk all of them.
+func (s *Service) ListAppDeployments(ctx context.Context, filter DeploymentFilter, limit int) ([]Deployment, error) {
+	p, err := s.ListDeployments(ctx, filter, PageRequest{Size: limit})
+	return p.Items, err
 }
 
 // GetLatestDeployment returns the newest deployment of an app to an
@@ -130,33 +130,35 @@ func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID AppID, li
 // environment is in progress returns ErrConflict, and so does any change to a
 // deployment created with targets, whose status is derived from its
 // operations; an illegal move returns a *TransitionError
-// (ErrInvalidTransition); a missing deployment ErrNotFound.
-func (s *Service) UpdateDeploymentStatus(ctx context.Context, id DeploymentID, to DeploymentStatus) (Deployment, error) {
+// (ErrInvalidTransition); a missing deployment ErrNotFound. changed reports
+// whether this call moved the deployment; it is false when the deployment
+// already had status to.
+func (s *Service) UpdateDeploymentStatus(ctx context.Context, id DeploymentID, to DeploymentStatus) (d Deployment, changed bool, err error) {
 	if !to.Valid() {
-		return Deployment{}, invalidArg(updateDeploymentOp(id), "unknown deployment status %q", truncate(string(to)))
+		return Deployment{}, false, invalidArg(updateDeploymentOp(id), "unknown deployment status %q", truncate(string(to)))
 	}
-	d, err := s.q.UpdateDeploymentStatus(ctx, dbsqlc.UpdateDeploymentStatusParams{ID: int64(id), NewStatus: string(to)})
+	row, err := s.q.UpdateDeploymentStatus(ctx, dbsqlc.UpdateDeploymentStatusParams{ID: int64(id), NewStatus: string(to)})
 	if err == nil {
-		return deploymentFromRow(d), nil
+		return deploymentFromRow(row), true, nil
 	}
 	op := updateDeploymentOp(id) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return Deployment{}, mapError(opWrite, op, err)
+		return Deployment{}, false, mapError(opWrite, op, err)
 	}
 	cur, err := s.q.GetDeployment(ctx, int64(id))
 	if err != nil {
-		return Deployment{}, mapError(opRead, op, err)
+		return Deployment{}, false, mapError(opRead, op, err)
 	}
 	if derived, err := s.q.HasDeploymentOperations(ctx, int64(id)); err != nil {
-		return Deployment{}, mapError(opRead, op, err)
+		return Deployment{}, false, mapError(opRead, op, err)
 	} else if derived {
-		return Deployment{}, &Error{Kind: ErrConflict, Op: op,
+		return Deployment{}, false, &Error{Kind: ErrConflict, Op: op,
 			Msg: "the deployment has operations and its status follows them; move its operations instead (TransitionOperation, MarkStarted, ...)"}
 	}
 	if DeploymentStatus(cur.Status) == to {
-		return deploymentFromRow(cur), nil
+		return deploymentFromRow(cur), false, nil
 	}
-	return Deployment{}, &TransitionError{Entity: "deployment", ID: int64(id), From: cur.Status, To: string(to)}
+	return Deployment{}, false, &TransitionError{Entity: "deployment", ID: int64(id), From: cur.Status, To: string(to)}
 }
 
 func updateDeploymentOp(id DeploymentID) string {

@@ -51,6 +51,10 @@ const (
 // during the walk moves: ascending walks see it again at its new place,
 // descending walks may not see it.
 type DeploymentFilter struct {
+	// AppID is the app whose deployments are listed (required by
+	// ListDeployments and ListAppDeployments; ParseDeploymentFilter leaves
+	// it zero for the caller to set).
+	AppID          AppID
 	Status         DeploymentStatus
 	Environment    string
 	FinishedAfter  time.Time
@@ -75,7 +79,7 @@ type deploymentList struct {
 	scope      uint64
 }
 
-func (f DeploymentFilter) validate(op string, appID AppID) (deploymentList, error) {
+func (f DeploymentFilter) validate(op string) (deploymentList, error) {
 	if f.OrderBy == "" {
 		f.OrderBy = OrderByCreatedAt
 	}
@@ -142,7 +146,7 @@ func (f DeploymentFilter) validate(op string, appID AppID) (deploymentList, erro
 	// scopeOf("deployments", appID, status, environment, order_by, sort,
 	// start µs, end µs), without formatting the numbers into strings.
 	sc := make([]byte, 0, 256)
-	sc = scopeAppendInt(scopeAppend(sc, "deployments"), int64(appID))
+	sc = scopeAppendInt(scopeAppend(sc, "deployments"), int64(f.AppID))
 	sc = scopeAppend(scopeAppend(sc, string(f.Status)), f.Environment)
 	sc = scopeAppend(scopeAppend(sc, string(f.OrderBy)), string(f.Sort))
 	sc = scopeAppendInt(scopeAppendInt(sc, l.start.UnixMicro()), l.end.UnixMicro())
@@ -160,13 +164,16 @@ func orDefault(t, def time.Time) time.Time {
 // ListDeployments returns one page of an app's deployments selected and
 // ordered by filter (see DeploymentFilter for the combinations accepted).
 // Each accepted combination runs as one index range scan.
-func (s *Service) ListDeployments(ctx context.Context, appID AppID, filter DeploymentFilter, page PageRequest) (Page[Deployment], error) {
+func (s *Service) ListDeployments(ctx context.Context, filter DeploymentFilter, page PageRequest) (Page[Deployment], error) {
 	const op = "list deployments"
+	if err := checkID(op, "app", int64(filter.AppID)); err != nil {
+		return Page[Deployment]{}, err
+	}
 	size, err := pageSize(op, page.Size)
 	if err != nil {
 		return Page[Deployment]{}, err
 	}
-	l, err := filter.validate(op, appID)
+	l, err := filter.validate(op)
 	if err != nil {
 		return Page[Deployment]{}, err
 	}
@@ -184,7 +191,7 @@ func (s *Service) ListDeployments(ctx context.Context, appID AppID, filter Deplo
 			pos.at = l.start
 		}
 	}
-	raw, err := s.listDeployments(ctx, appID, l, pos, int32(size+1))
+	raw, err := s.listDeployments(ctx, filter.AppID, l, pos, int32(size+1))
 	if err != nil {
 		return Page[Deployment]{}, mapError(opRead, op, err)
 	}
@@ -296,7 +303,7 @@ func ParseDeploymentFilter(values url.Values) (DeploymentFilter, error) {
 			}
 		}
 	}
-	if _, err := f.validate(op, 0); err != nil {
+	if _, err := f.validate(op); err != nil {
 		return DeploymentFilter{}, err
 	}
 	return f, nil

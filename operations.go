@@ -50,31 +50,30 @@ func checkTarget(op, t string) error {
 // transaction. The targets must be distinct valid names (at most
 // MaxTargets); otherwise, or when the build cannot be deployed, nothing is
 // written. The deployment's status is then derived from its operations.
-func (s *Service) CreateDeploymentWithTargets(ctx context.Context, appID AppID, buildID BuildID, environment string, targets []string) (Deployment, []Operation, error) {
-	op := "create deployment of build " + strconv.FormatInt(int64(buildID), 10) + " with targets"
+// created reports whether this call inserted the rows.
+func (s *Service) CreateDeploymentWithTargets(ctx context.Context, p CreateDeploymentWithTargetsParams) (d Deployment, ops []Operation, created bool, err error) {
+	op := "create deployment of build " + strconv.FormatInt(int64(p.BuildID), 10) + " with targets"
+	targets := p.Targets
 	if len(targets) == 0 {
-		return Deployment{}, nil, invalidArg(op, "at least one target is required")
+		return Deployment{}, nil, false, invalidArg(op, "at least one target is required")
 	}
 	if len(targets) > MaxTargets {
-		return Deployment{}, nil, invalidArg(op, "%d targets; at most %d are allowed", len(targets), MaxTargets)
+		return Deployment{}, nil, false, invalidArg(op, "%d targets; at most %d are allowed", len(targets), MaxTargets)
 	}
 	seen := make(map[string]bool, len(targets))
 	for _, t := range targets {
 		if err := checkTarget(op, t); err != nil {
-			return Deployment{}, nil, err
+			return Deployment{}, nil, false, err
 		}
 		if seen[t] {
-			return Deployment{}, nil, invalidArg(op, "target %q is listed twice", t)
+			return Deployment{}, nil, false, invalidArg(op, "target %q is listed twice", t)
 		}
 		seen[t] = true
 	}
-	var (
-		d   Deployment
-		ops []Operation
-	)
-	err := s.InTx(ctx, func(tx *Service) error {
+	err = s.InTx(ctx, func(tx *Service) error {
 		var err error
-		if d, err = tx.CreateDeployment(ctx, appID, buildID, environment); err != nil {
+		d, created, err = tx.CreateDeployment(ctx, CreateDeploymentParams{AppID: p.AppID, BuildID: p.BuildID, Environment: p.Environment})
+		if err != nil {
 			return err
 		}
 		rows, err := tx.q.CreateDeploymentOperations(ctx, dbsqlc.CreateDeploymentOperationsParams{DeploymentID: int64(d.ID), Targets: targets})
@@ -85,9 +84,9 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, appID AppID, 
 		return nil
 	})
 	if err != nil {
-		return Deployment{}, nil, err
+		return Deployment{}, nil, false, err
 	}
-	return d, ops, nil
+	return d, ops, created, nil
 }
 
 // GetOperation returns the operation with the given id, or ErrNotFound.
@@ -197,51 +196,54 @@ func (s *Service) TransitionOperation(ctx context.Context, id OperationID, to Op
 	return o, changed, nil
 }
 
-func (s *Service) transition(ctx context.Context, id OperationID, to OperationState, lastError string) (Operation, error) {
-	o, _, err := s.TransitionOperation(ctx, id, to, lastError)
-	return o, err
-}
-
 // MarkStarted moves a pending operation to running.
-func (s *Service) MarkStarted(ctx context.Context, id OperationID) (Operation, error) {
-	return s.transition(ctx, id, OperationRunning, "")
+// It returns what TransitionOperation returns.
+func (s *Service) MarkStarted(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationRunning, "")
 }
 
 // MarkWaitingForCutover moves a running operation to waiting_for_cutover.
-func (s *Service) MarkWaitingForCutover(ctx context.Context, id OperationID) (Operation, error) {
-	return s.transition(ctx, id, OperationWaitingForCutover, "")
+// It returns what TransitionOperation returns.
+func (s *Service) MarkWaitingForCutover(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationWaitingForCutover, "")
 }
 
 // MarkCuttingOver moves an operation waiting for cutover to cutting_over.
-func (s *Service) MarkCuttingOver(ctx context.Context, id OperationID) (Operation, error) {
-	return s.transition(ctx, id, OperationCuttingOver, "")
+// It returns what TransitionOperation returns.
+func (s *Service) MarkCuttingOver(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationCuttingOver, "")
 }
 
 // MarkCompleted moves a running or cutting_over operation to completed.
-func (s *Service) MarkCompleted(ctx context.Context, id OperationID) (Operation, error) {
-	return s.transition(ctx, id, OperationCompleted, "")
+// It returns what TransitionOperation returns.
+func (s *Service) MarkCompleted(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationCompleted, "")
 }
 
 // MarkFailed moves an active operation to failed and records reason (at most
 // MaxLastErrorLen characters; "" records none).
-func (s *Service) MarkFailed(ctx context.Context, id OperationID, reason string) (Operation, error) {
-	return s.transition(ctx, id, OperationFailed, reason)
+// It returns what TransitionOperation returns.
+func (s *Service) MarkFailed(ctx context.Context, id OperationID, reason string) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationFailed, reason)
 }
 
 // Stop moves a pending, running or waiting_for_cutover operation to stopped.
-func (s *Service) Stop(ctx context.Context, id OperationID) (Operation, error) {
-	return s.transition(ctx, id, OperationStopped, "")
+// It returns what TransitionOperation returns.
+func (s *Service) Stop(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationStopped, "")
 }
 
 // Retry moves a failed operation (attempt + 1, last_error kept) or a stopped
 // one back to pending, where it can be claimed again.
-func (s *Service) Retry(ctx context.Context, id OperationID) (Operation, error) {
-	return s.transition(ctx, id, OperationPending, "")
+// It returns what TransitionOperation returns.
+func (s *Service) Retry(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationPending, "")
 }
 
 // Revert moves a completed operation to reverted.
-func (s *Service) Revert(ctx context.Context, id OperationID) (Operation, error) {
-	return s.transition(ctx, id, OperationReverted, "")
+// It returns what TransitionOperation returns.
+func (s *Service) Revert(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationReverted, "")
 }
 
 // ClaimNextOperation atomically takes the oldest pending operation on a

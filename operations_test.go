@@ -63,7 +63,7 @@ func uniqueEnv() string {
 func mustRollout(t *testing.T, svc *deploydb.Service, appID deploydb.AppID, targets ...string) (deploydb.Deployment, []deploydb.Operation) {
 	t.Helper()
 	b := mustBuild(t, svc, appID, deploydb.BuildSucceeded)
-	d, ops, err := svc.CreateDeploymentWithTargets(context.Background(), appID, b.ID, uniqueEnv(), targets)
+	d, ops, _, err := svc.CreateDeploymentWithTargets(context.Background(), deploydb.CreateDeploymentWithTargetsParams{AppID: appID, BuildID: b.ID, Environment: uniqueEnv(), Targets: targets})
 	if err != nil {
 		t.Fatalf("CreateDeploymentWithTargets: %v", err)
 	}
@@ -114,7 +114,7 @@ func TestCreateDeploymentWithTargets(t *testing.T) {
 	app := mustApp(t, svc)
 	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
 
-	d, ops, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "production", []string{"us-east-1", "eu-west-1", "ap.south.1"})
+	d, ops, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "production", Targets: []string{"us-east-1", "eu-west-1", "ap.south.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,35 +148,35 @@ func TestCreateDeploymentWithTargets(t *testing.T) {
 	failed := mustBuild(t, svc, app.ID, deploydb.BuildFailed)
 	bad := map[string]func() error{
 		"no targets": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", nil)
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: nil})
 			return err
 		},
 		"duplicate target": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", []string{"a", "b", "a"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: []string{"a", "b", "a"}})
 			return err
 		},
 		"uppercase target": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", []string{"a", "EU"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: []string{"a", "EU"}})
 			return err
 		},
 		"empty target": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", []string{""})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: []string{""}})
 			return err
 		},
 		"too many targets": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", make([]string, deploydb.MaxTargets+1))
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: make([]string, deploydb.MaxTargets+1)})
 			return err
 		},
 		"failed build": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, failed.ID, "staging", []string{"a"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: failed.ID, Environment: "staging", Targets: []string{"a"}})
 			return err
 		},
 		"bad environment": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "Staging", []string{"a"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "Staging", Targets: []string{"a"}})
 			return err
 		},
 		"target with space": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", []string{"a b"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: []string{"a b"}})
 			return err
 		},
 	}
@@ -233,7 +233,7 @@ func TestOperationTransitions(t *testing.T) {
 	}
 	running := driveTo(t, svc, ops[0].ID, deploydb.OperationRunning)
 	for _, reason := range []string{strings.Repeat("x", deploydb.MaxLastErrorLen+1), "a\x00b", "\xff"} {
-		if _, err := svc.MarkFailed(ctx, running.ID, reason); !errors.Is(err, deploydb.ErrInvalidArgument) {
+		if _, _, err := svc.MarkFailed(ctx, running.ID, reason); !errors.Is(err, deploydb.ErrInvalidArgument) {
 			t.Errorf("MarkFailed(%.10q): %v", reason, err)
 		}
 	}
@@ -278,21 +278,21 @@ func TestRetryKeepsErrorAndCountsAttempts(t *testing.T) {
 	d, ops := mustRollout(t, svc, app.ID, "cluster-a")
 	id := ops[0].ID
 	for attempt := int32(1); attempt <= 3; attempt++ {
-		if _, err := svc.MarkStarted(ctx, id); err != nil {
+		if _, _, err := svc.MarkStarted(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		o, err := svc.MarkFailed(ctx, id, fmt.Sprintf("attempt %d: image pull failed", attempt))
+		o, _, err := svc.MarkFailed(ctx, id, fmt.Sprintf("attempt %d: image pull failed", attempt))
 		if err != nil || o.Attempt != attempt {
 			t.Fatalf("attempt %d: %+v, %v", attempt, o, err)
 		}
 		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentFailed || dd.FinishedAt.IsZero() {
 			t.Fatalf("deployment after failure: %+v", dd)
 		}
-		if o, err = svc.Retry(ctx, id); err != nil || o.Attempt != attempt+1 || o.LastError == "" || !strings.HasPrefix(o.LastError, fmt.Sprint("attempt ", attempt)) {
+		if o, _, err = svc.Retry(ctx, id); err != nil || o.Attempt != attempt+1 || o.LastError == "" || !strings.HasPrefix(o.LastError, fmt.Sprint("attempt ", attempt)) {
 			t.Fatalf("retry %d: %+v, %v", attempt, o, err)
 		}
 		// A repeated Retry is a no-op: the attempt is not counted twice.
-		if again, err := svc.Retry(ctx, id); err != nil || again.Attempt != attempt+1 {
+		if again, _, err := svc.Retry(ctx, id); err != nil || again.Attempt != attempt+1 {
 			t.Fatalf("repeated retry: %+v, %v", again, err)
 		}
 		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentPending || !dd.FinishedAt.IsZero() || dd.StartedAt.IsZero() {
@@ -308,7 +308,7 @@ func TestManualStatusRefusedForRollouts(t *testing.T) {
 	app := mustApp(t, svc)
 	d, _ := mustRollout(t, svc, app.ID, "a", "b")
 	for _, to := range []deploydb.DeploymentStatus{deploydb.DeploymentInProgress, deploydb.DeploymentCanceled, deploydb.DeploymentPending} {
-		_, err := svc.UpdateDeploymentStatus(ctx, d.ID, to)
+		_, _, err := svc.UpdateDeploymentStatus(ctx, d.ID, to)
 		if !errors.Is(err, deploydb.ErrConflict) || !strings.Contains(err.Error(), "operations") {
 			t.Errorf("manual %s on a rollout: %v, want ErrConflict explaining the operations", to, err)
 		}
@@ -318,7 +318,7 @@ func TestManualStatusRefusedForRollouts(t *testing.T) {
 		t.Fatalf("DeleteDeploymentOperations = %d, %v", n, err)
 	}
 	// Without operations the deployment follows the manual lifecycle again.
-	if _, err := svc.UpdateDeploymentStatus(ctx, d.ID, deploydb.DeploymentInProgress); err != nil {
+	if _, _, err := svc.UpdateDeploymentStatus(ctx, d.ID, deploydb.DeploymentInProgress); err != nil {
 		t.Fatalf("manual start after deleting the operations: %v", err)
 	}
 }
@@ -337,14 +337,14 @@ func TestRolloutScenario(t *testing.T) {
 		want deploydb.DeploymentStatus
 	}{
 		{func() error { _, err := svc.ClaimNextOperation(ctx, "eu", "worker-1"); return err }, deploydb.DeploymentInProgress},
-		{func() error { _, err := svc.MarkWaitingForCutover(ctx, eu); return err }, deploydb.DeploymentInProgress},
-		{func() error { _, err := svc.MarkCuttingOver(ctx, eu); return err }, deploydb.DeploymentInProgress},
-		{func() error { _, err := svc.MarkCompleted(ctx, eu); return err }, deploydb.DeploymentInProgress}, // us still pending
-		{func() error { _, err := svc.Stop(ctx, us); return err }, deploydb.DeploymentCanceled},
-		{func() error { _, err := svc.Retry(ctx, us); return err }, deploydb.DeploymentInProgress}, // resumed
-		{func() error { _, err := svc.MarkStarted(ctx, us); return err }, deploydb.DeploymentInProgress},
-		{func() error { _, err := svc.MarkCompleted(ctx, us); return err }, deploydb.DeploymentDeployed},
-		{func() error { _, err := svc.Revert(ctx, us); return err }, deploydb.DeploymentCanceled},
+		{func() error { _, _, err := svc.MarkWaitingForCutover(ctx, eu); return err }, deploydb.DeploymentInProgress},
+		{func() error { _, _, err := svc.MarkCuttingOver(ctx, eu); return err }, deploydb.DeploymentInProgress},
+		{func() error { _, _, err := svc.MarkCompleted(ctx, eu); return err }, deploydb.DeploymentInProgress}, // us still pending
+		{func() error { _, _, err := svc.Stop(ctx, us); return err }, deploydb.DeploymentCanceled},
+		{func() error { _, _, err := svc.Retry(ctx, us); return err }, deploydb.DeploymentInProgress}, // resumed
+		{func() error { _, _, err := svc.MarkStarted(ctx, us); return err }, deploydb.DeploymentInProgress},
+		{func() error { _, _, err := svc.MarkCompleted(ctx, us); return err }, deploydb.DeploymentDeployed},
+		{func() error { _, _, err := svc.Revert(ctx, us); return err }, deploydb.DeploymentCanceled},
 	}
 	for i, s := range steps {
 		if err := s.do(); err != nil {
@@ -399,21 +399,21 @@ func TestClaimNextOperation(t *testing.T) {
 	// An operation whose deployment cannot start (same app and environment
 	// in progress) is passed over.
 	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
-	busy, busyOps, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "blocked", []string{"x"})
+	busy, busyOps, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "blocked", Targets: []string{"x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.ClaimNextOperation(ctx, "x", "w"); err != nil {
 		t.Fatal(err)
 	}
-	_, waiting, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "blocked", []string{"x"})
+	_, waiting, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "blocked", Targets: []string{"x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.ClaimNextOperation(ctx, "x", "w"); !errors.Is(err, deploydb.ErrNotFound) {
 		t.Fatalf("claim behind an in-progress deployment: %v, want ErrNotFound", err)
 	}
-	if _, err := svc.MarkCompleted(ctx, busyOps[0].ID); err != nil {
+	if _, _, err := svc.MarkCompleted(ctx, busyOps[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	checkDerived(t, svc, busy.ID)
@@ -433,7 +433,7 @@ func TestClaimRace(t *testing.T) {
 	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
 	want := map[deploydb.OperationID]bool{}
 	for i := 0; i < n; i++ {
-		_, ops, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, fmt.Sprintf("env-%d", i), []string{"shared-target"})
+		_, ops, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: fmt.Sprintf("env-%d", i), Targets: []string{"shared-target"}})
 		if err != nil {
 			t.Fatal(err)
 		}

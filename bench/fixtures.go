@@ -70,7 +70,7 @@ func prepareFixtures(ctx context.Context, pool *pgxpool.Pool, sizes seed.Config,
 			return nil, fmt.Errorf("depth %d: %w", d, err)
 		}
 		for ; walked < d; walked += pageSize {
-			page, err := svc.ListDeployments(ctx, deploydb.AppID(f.hotApp), deploydb.DeploymentFilter{}, deploydb.PageRequest{Size: pageSize, Cursor: cursor})
+			page, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: deploydb.AppID(f.hotApp)}, deploydb.PageRequest{Size: pageSize, Cursor: cursor})
 			if err != nil {
 				return nil, fmt.Errorf("walk to depth %d: %w", d, err)
 			}

@@ -82,7 +82,7 @@ func (s serviceImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *
 }
 
 func (s serviceImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.Deployment) error {
-	page, err := s.svc.ListDeployments(ctx, deploydb.AppID(p.app), deploydb.DeploymentFilter{}, deploydb.PageRequest{Size: pageSize, Cursor: p.cursor})
+	page, err := s.svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: deploydb.AppID(p.app)}, deploydb.PageRequest{Size: pageSize, Cursor: p.cursor})
 	if err == nil && page.NextCursor == "" && len(page.Items) == pageSize {
 		return errors.New("a full page without a next cursor")
 	}
@@ -93,7 +93,7 @@ func (s serviceImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.
 }
 
 func (s serviceImpl) createDeployment(ctx context.Context, app, build int64, env string, out *deploydb.Deployment) error {
-	d, err := s.svc.CreateDeployment(ctx, deploydb.AppID(app), deploydb.BuildID(build), env)
+	d, _, err := s.svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: deploydb.AppID(app), BuildID: deploydb.BuildID(build), Environment: env})
 	if out != nil {
 		*out = d
 	}
@@ -101,7 +101,7 @@ func (s serviceImpl) createDeployment(ctx context.Context, app, build int64, env
 }
 
 func (s serviceImpl) cancelDeployment(ctx context.Context, id int64, out *deploydb.Deployment) error {
-	d, err := s.svc.UpdateDeploymentStatus(ctx, deploydb.DeploymentID(id), deploydb.DeploymentCanceled)
+	d, _, err := s.svc.UpdateDeploymentStatus(ctx, deploydb.DeploymentID(id), deploydb.DeploymentCanceled)
 	if err == nil && (int64(d.ID) != id || d.Status != deploydb.DeploymentCanceled) {
 		err = errNotOneRow
 	}
@@ -116,7 +116,7 @@ func (serviceImpl) prepareBuilds(rows []deploydb.BuildRow) any {
 }
 
 func (s serviceImpl) insertBuilds(ctx context.Context, prepared any) (int64, error) {
-	return s.svc.CreateBuilds(ctx, prepared.([]deploydb.BuildRow))
+	return s.svc.CreateBuilds(ctx, deploydb.CreateBuildsParams{Rows: prepared.([]deploydb.BuildRow)})
 }
 
 func (s serviceImpl) warm(ctx context.Context, n int) error { return warmPgx(ctx, s.pool, n) }

@@ -112,49 +112,6 @@ func (q *Queries) GetLatestSuccessfulBuild(ctx context.Context, appID int64) (Bu
 	return i, err
 }
 
-const ListAppBuilds = `-- name: ListAppBuilds :many
-SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at FROM builds
-WHERE app_id = $1
-ORDER BY created_at DESC, id DESC
-LIMIT $2
-`
-
-type ListAppBuildsParams struct {
-	AppID   int64
-	MaxRows int32
-}
-
-// ListAppBuilds returns an app's newest builds, at most max_rows of them.
-// Served by builds_app_id_created_at_id_idx.
-func (q *Queries) ListAppBuilds(ctx context.Context, arg ListAppBuildsParams) ([]Build, error) {
-	rows, err := q.db.Query(ctx, ListAppBuilds, arg.AppID, arg.MaxRows)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []Build
-	for rows.Next() {
-		var i Build
-		if err := rows.Scan(
-			&i.ID,
-			&i.AppID,
-			&i.SourceVersion,
-			&i.Status,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.StartedAt,
-			&i.FinishedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const ListAppBuildsPaged = `-- name: ListAppBuildsPaged :many
 SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at FROM builds
 WHERE app_id = $1

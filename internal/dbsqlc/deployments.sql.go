@@ -155,50 +155,6 @@ func (q *Queries) GetLatestDeployment(ctx context.Context, arg GetLatestDeployme
 	return i, err
 }
 
-const ListAppDeployments = `-- name: ListAppDeployments :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
-WHERE app_id = $1
-ORDER BY created_at DESC, id DESC
-LIMIT $2
-`
-
-type ListAppDeploymentsParams struct {
-	AppID   int64
-	MaxRows int32
-}
-
-// ListAppDeployments returns an app's newest deployments, at most max_rows of
-// them. Served by deployments_app_id_created_at_id_idx.
-func (q *Queries) ListAppDeployments(ctx context.Context, arg ListAppDeploymentsParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, ListAppDeployments, arg.AppID, arg.MaxRows)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []Deployment
-	for rows.Next() {
-		var i Deployment
-		if err := rows.Scan(
-			&i.ID,
-			&i.AppID,
-			&i.BuildID,
-			&i.Environment,
-			&i.Status,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.StartedAt,
-			&i.FinishedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const ListAppDeploymentsPaged = `-- name: ListAppDeploymentsPaged :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1

@@ -149,7 +149,7 @@ func TestDataSetShape(t *testing.T) {
 	}
 	// Identity sequences continue after the seeded ids.
 	svc := deploydb.New(pool)
-	app, err := svc.CreateApp(ctx, "after-seed")
+	app, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "after-seed"})
 	if err != nil || app.ID != deploydb.AppID(cfg.Apps+1) {
 		t.Fatalf("CreateApp after seeding: id %d, %v", app.ID, err)
 	}
