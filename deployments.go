@@ -11,13 +11,11 @@ import (
 )
 
 // CreateDeployment creates a pending deployment of a build to an
-// environment. created reports whether this call inserted the row. A
+// environment, which is required ("" is ErrInvalidArgument; see
+// AnyEnvironment). created reports whether this call inserted the row. A
 // missing app or build gives ErrNotFound; a build of another app, or one that
 // has not succeeded, ErrInvalidArgument.
 func (s *Service) CreateDeployment(ctx context.Context, p CreateDeploymentParams) (d Deployment, created bool, err error) {
-	if p.Environment == "" {
-		p.Environment = DefaultEnvironment
-	}
 	if !validLabel(p.Environment) {
 		return Deployment{}, false, checkName(createDeploymentOp(p.BuildID), "environment", p.Environment)
 	}
@@ -86,13 +84,10 @@ func (s *Service) ListAppDeployments(ctx context.Context, filter DeploymentFilte
 }
 
 // GetLatestDeployment returns the newest deployment of an app to an
-// environment ("" means DefaultEnvironment), whatever its status, or
-// ErrNotFound.
+// environment, whatever its status, or ErrNotFound. The environment is
+// required: "" is ErrInvalidArgument (see AnyEnvironment).
 func (s *Service) GetLatestDeployment(ctx context.Context, appID AppID, environment string) (Deployment, error) {
 	const op = "get latest deployment"
-	if environment == "" {
-		environment = DefaultEnvironment
-	}
 	if err := checkName(op, "environment", environment); err != nil {
 		return Deployment{}, err
 	}

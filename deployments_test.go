@@ -34,11 +34,11 @@ func TestCreateDeployment(t *testing.T) {
 	other := mustApp(t, svc)
 	ok := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
 
-	d, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: ok.ID, Environment: ""})
-	if err != nil {
-		t.Fatal(err)
+	d, created, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: ok.ID, Environment: "production"})
+	if err != nil || !created {
+		t.Fatal(created, err)
 	}
-	if d.AppID != app.ID || d.BuildID != ok.ID || d.Environment != deploydb.DefaultEnvironment ||
+	if d.AppID != app.ID || d.BuildID != ok.ID || d.Environment != "production" ||
 		d.Status != deploydb.DeploymentPending || !d.StartedAt.IsZero() || !d.FinishedAt.IsZero() {
 		t.Fatalf("unexpected deployment %+v", d)
 	}
@@ -171,7 +171,7 @@ func TestLatestAndSuccessfulDeployments(t *testing.T) {
 	svc, _ := newService(t)
 	ctx := ctxT(t)
 	app := mustApp(t, svc)
-	if _, err := svc.GetLatestDeployment(ctx, app.ID, ""); !errors.Is(err, deploydb.ErrNotFound) {
+	if _, err := svc.GetLatestDeployment(ctx, app.ID, "production"); !errors.Is(err, deploydb.ErrNotFound) {
 		t.Fatalf("no deployments: %v, want ErrNotFound", err)
 	}
 	d1 := mustDeployment(t, svc, app.ID, "production", deploydb.DeploymentDeployed)

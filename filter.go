@@ -54,15 +54,23 @@ type DeploymentFilter struct {
 	// AppID is the app whose deployments are listed (required by
 	// ListDeployments and ListAppDeployments; ParseDeploymentFilter leaves
 	// it zero for the caller to set).
-	AppID          AppID
-	Status         DeploymentStatus
-	Environment    string
-	FinishedAfter  time.Time
-	FinishedBefore time.Time
-	UpdatedAfter   time.Time
-	UpdatedBefore  time.Time
-	OrderBy        DeploymentOrder
-	Sort           SortDirection
+	AppID AppID
+	// Status, when set, selects deployments in that status.
+	Status DeploymentStatus
+	// Environment, when set, selects deployments to that environment;
+	// AnyEnvironment ("") selects every environment.
+	Environment string
+	// FinishedAfter and FinishedBefore bound finished_at (after inclusive,
+	// before exclusive); they need OrderBy OrderByFinishedAt.
+	FinishedAfter, FinishedBefore time.Time
+	// UpdatedAfter and UpdatedBefore bound updated_at (after inclusive,
+	// before exclusive); they need OrderBy OrderByUpdatedAt.
+	UpdatedAfter, UpdatedBefore time.Time
+	// OrderBy is the column the list is sorted by; "" means
+	// OrderByCreatedAt.
+	OrderBy DeploymentOrder
+	// Sort is the direction; "" means SortDesc.
+	Sort SortDirection
 }
 
 // Sentinels for open time ranges.

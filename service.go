@@ -176,8 +176,7 @@ type TxOptions struct {
 	ReadOnly bool
 	// LockTimeout and StatementTimeout, when positive, set lock_timeout and
 	// statement_timeout for this transaction only.
-	LockTimeout      time.Duration
-	StatementTimeout time.Duration
+	LockTimeout, StatementTimeout time.Duration
 	// MaxAttempts bounds how often the transaction runs when it fails on a
 	// serialization failure (40001) or a deadlock (40P01); 0 means
 	// DefaultTxAttempts and 1 disables retries.

@@ -169,9 +169,15 @@ const (
 	OperationReverted          = status.OperationReverted
 )
 
-// DefaultEnvironment is the environment a deployment targets when none is
-// given.
-const DefaultEnvironment = "production"
+// AnyEnvironment is the zero value of DeploymentFilter.Environment: a
+// filter that leaves it "" lists deployments to every environment.
+//
+// The empty environment has one meaning across the API: "not given". No
+// deployment has it, so every call that needs an environment
+// (CreateDeployment, CreateDeploymentWithTargets, GetLatestDeployment)
+// refuses "" with ErrInvalidArgument, and the filter, which does not need
+// one, does not restrict by it. There is no default environment.
+const AnyEnvironment = ""
 
 // The functions below are the only place generated rows become public
 // types: one small function per type, no allocation per field.

@@ -140,7 +140,7 @@ func demo(ctx context.Context, url string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	prod, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: checkout.ID, BuildID: latest.ID, Environment: ""})
+	prod, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: checkout.ID, BuildID: latest.ID, Environment: "production"})
 	if err != nil {
 		return err
 	}
