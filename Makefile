@@ -34,7 +34,7 @@ $(ATLAS): tools/atlas/go.mod tools/atlas/go.sum
 
 .PHONY: run
 run: ## Run the demo walkthrough (starts a throwaway PostgreSQL unless DATABASE_URL is set).
-	$(GO) run ./cmd/deploydb demo
+	$(GO) run ./cmd/deploydb-demo
 
 .PHONY: test
 test: $(ATLAS) ## Run all tests against a real PostgreSQL (see README: where tests get PostgreSQL).

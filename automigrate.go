@@ -3,34 +3,38 @@ package deploydb
 import (
 	"context"
 	"fmt"
-
-	"github.com/deploydb/deploydb/db"
 )
 
-// WithAutoMigrate makes Open apply the pending embedded migrations before it
+// MigrateFunc applies migrations to the database at databaseURL. Package
+// db's Migrator returns one that runs the embedded migrations under the
+// migration lock; any function with this signature works.
+type MigrateFunc func(ctx context.Context, databaseURL string) error
+
+// WithAutoMigrate makes Open run migrate on the database URL before it
 // connects its pool, for services that migrate at startup instead of in a
-// separate CD step. It runs db.Migrate with opts, so it takes the same
-// migration lock as `deploydb migrate up` and the Atlas CLI: when several
-// replicas start at once, one applies the files and the others wait for it
-// (up to db.WithLockWait, one minute by default) and then find nothing to
-// do. Open fails, and connects nothing, when the migration fails; the error
-// matches db.ErrLocked, db.ErrChecksum or wraps a *db.MigrationError.
-// Only Open uses it; New does not migrate.
-func WithAutoMigrate(opts ...db.MigrateOption) Option {
-	return func(o *options) {
-		o.autoMigrate = &autoMigrate{opts: append([]db.MigrateOption(nil), opts...)}
-	}
+// separate CD step. The root package does not import the migrator (which
+// links the Atlas library); pass it in:
+//
+//	svc, err := deploydb.Open(ctx, url, deploydb.WithAutoMigrate(db.Migrator()))
+//
+// db.Migrator takes the same migration lock as `deploydb migrate up` and the
+// Atlas CLI: when several replicas start at once, one applies the files and
+// the others wait for it (up to db.WithLockWait, one minute by default) and
+// then find nothing to do. Open fails, and connects nothing, when migrate
+// fails; its error stays in the chain (with db.Migrator it matches
+// db.ErrLocked, db.ErrChecksum or wraps a *db.MigrationError). A nil
+// migrate turns auto-migration off. Only Open uses it; New does not migrate.
+func WithAutoMigrate(migrate MigrateFunc) Option {
+	return func(o *options) { o.autoMigrate = migrate }
 }
 
-// autoMigrate is the WithAutoMigrate setting; nil means off.
-type autoMigrate struct{ opts []db.MigrateOption }
-
-// run migrates the database at databaseURL when auto-migration is on.
-func (a *autoMigrate) run(ctx context.Context, databaseURL string) error {
-	if a == nil {
+// runAutoMigrate migrates the database at databaseURL when auto-migration
+// is on.
+func (o *options) runAutoMigrate(ctx context.Context, databaseURL string) error {
+	if o.autoMigrate == nil {
 		return nil
 	}
-	if err := db.Migrate(ctx, databaseURL, a.opts...); err != nil {
+	if err := o.autoMigrate(ctx, databaseURL); err != nil {
 		return fmt.Errorf("deploydb: open: migrate: %w", err)
 	}
 	return nil

@@ -46,7 +46,7 @@ func TestOpenWithAutoMigrate(t *testing.T) {
 			defer wg.Done()
 			<-start
 			svcs[i], errs[i] = deploydb.Open(ctx, url, deploydb.WithAutoMigrate(
-				db.WithLog(func(string, ...any) { applied.Add(1) })))
+				db.Migrator(db.WithLog(func(string, ...any) { applied.Add(1) }))))
 		}()
 	}
 	close(start)
@@ -87,7 +87,7 @@ func TestOpenWithAutoMigrateLocked(t *testing.T) {
 	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(h.Sum32())); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := deploydb.Open(ctx, url, deploydb.WithAutoMigrate(db.WithLockWait(200*time.Millisecond)))
+	svc, err := deploydb.Open(ctx, url, deploydb.WithAutoMigrate(db.Migrator(db.WithLockWait(200*time.Millisecond))))
 	if !errors.Is(err, db.ErrLocked) {
 		if svc != nil {
 			svc.Close()
@@ -110,7 +110,7 @@ func TestOpenWithAutoMigrateLocked(t *testing.T) {
 // start.
 func ExampleWithAutoMigrate() {
 	svc, err := deploydb.Open(context.Background(), os.Getenv("DATABASE_URL"),
-		deploydb.WithAutoMigrate(db.WithLockWait(2*time.Minute), db.WithLog(log.Printf)))
+		deploydb.WithAutoMigrate(db.Migrator(db.WithLockWait(2*time.Minute), db.WithLog(log.Printf))))
 	if err != nil {
 		log.Fatal(err)
 	}

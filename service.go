@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/deploydb/deploydb/db"
 	"github.com/deploydb/deploydb/internal/dbsqlc"
+	"github.com/deploydb/deploydb/internal/pgconf"
 )
 
 // conn is what a Service runs its statements on: a pool, or a transaction
@@ -57,19 +57,19 @@ type options struct {
 	maxConnIdleTime time.Duration
 	configure       func(*pgxpool.Config)
 	cursorSecret    []byte
-	autoMigrate     *autoMigrate // WithAutoMigrate, in automigrate.go
+	autoMigrate     MigrateFunc // WithAutoMigrate, in automigrate.go
 }
 
 // WithMaxConns sets the pool's maximum number of connections (default
-// db.DefaultMaxConns, 10). Only Open uses it.
+// 10). Only Open uses it.
 func WithMaxConns(n int32) Option { return func(o *options) { o.maxConns = n } }
 
 // WithConnectTimeout sets how long establishing one connection may take
-// (default db.DefaultConnectTimeout, 30 s). Only Open uses it.
+// (default 30 s). Only Open uses it.
 func WithConnectTimeout(d time.Duration) Option { return func(o *options) { o.connectTimeout = d } }
 
 // WithMaxConnIdleTime sets how long an idle connection is kept (default
-// db.DefaultMaxConnIdleTime, 10 min). Only Open uses it.
+// 10 min). Only Open uses it.
 func WithMaxConnIdleTime(d time.Duration) Option {
 	return func(o *options) { o.maxConnIdleTime = d }
 }
@@ -101,7 +101,7 @@ func buildOptions(opts []Option) options {
 // pool_max_conn_idle_time. Errors never contain the password.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, error) {
 	o := buildOptions(opts)
-	cfg, err := db.PoolConfig(databaseURL)
+	cfg, err := pgconf.PoolConfig(databaseURL)
 	if err != nil {
 		return nil, &Error{Kind: ErrInvalidArgument, Op: "open", Err: err}
 	}
@@ -117,10 +117,10 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, er
 	if o.configure != nil {
 		o.configure(cfg)
 	}
-	if err := o.autoMigrate.run(ctx, databaseURL); err != nil {
+	if err := o.runAutoMigrate(ctx, databaseURL); err != nil {
 		return nil, err
 	}
-	pool, err := db.NewPool(ctx, cfg)
+	pool, err := pgconf.NewPool(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("deploydb: open: %w", err)
 	}

@@ -72,6 +72,17 @@ func Migrate(ctx context.Context, databaseURL string, opts ...MigrateOption) err
 	return err
 }
 
+// Migrator returns Migrate with opts bound, in the shape that
+// deploydb.WithAutoMigrate takes:
+//
+//	svc, err := deploydb.Open(ctx, url, deploydb.WithAutoMigrate(db.Migrator()))
+func Migrator(opts ...MigrateOption) func(ctx context.Context, databaseURL string) error {
+	opts = append([]MigrateOption(nil), opts...)
+	return func(ctx context.Context, databaseURL string) error {
+		return Migrate(ctx, databaseURL, opts...)
+	}
+}
+
 // Up applies pending migrations, in order, and reports what it did:
 //
 //   - It verifies atlas.sum and refuses (ErrChecksum, nothing executed) a

@@ -45,8 +45,11 @@ type Refusal struct {
 	Pos       int    `json:"pos"`
 	SQL       string `json:"sql"`
 	// Kind is RefusedTransactionControl or RefusedTimeoutOff.
-	Kind   string `json:"kind"`
-	Reason string `json:"reason"`
+	Kind string `json:"kind"`
+	// Summary says in a few words what the statement does ("BEGIN is
+	// transaction control"); Reason adds why the migrator refuses it.
+	Summary string `json:"summary"`
+	Reason  string `json:"reason"`
 }
 
 // String says where the statement is, why it is refused and what it is.
@@ -82,7 +85,8 @@ func CheckFile(f migrate.File) ([]Refusal, error) {
 			pos := min(max(st.Pos, 0), len(data))
 			out = append(out, Refusal{
 				File: f.Name(), Statement: i + 1, Line: strings.Count(string(data[:pos]), "\n") + 1, Pos: st.Pos,
-				SQL: strings.TrimSpace(st.Text), Kind: kind, Reason: reason(kind, dedupe(whats[kind])),
+				SQL: strings.TrimSpace(st.Text), Kind: kind,
+				Summary: summary(kind, dedupe(whats[kind])), Reason: reason(kind, dedupe(whats[kind])),
 			})
 		}
 	}
@@ -126,19 +130,27 @@ func flatten(s string) string {
 // it does, in a few words, and the kind.
 type problem struct{ kind, what string }
 
-// reason says why statements with the given problems of one kind are
-// refused.
-func reason(kind string, whats []string) string {
+// summary says what a statement with the given problems of one kind does.
+func summary(kind string, whats []string) string {
 	if kind == RefusedTransactionControl {
 		verb := "is"
 		if len(whats) > 1 {
 			verb = "are"
 		}
-		return strings.Join(whats, ", ") + " " + verb + " transaction control: the migrator runs each file in a " +
-			"transaction of its own (each statement on its own with `-- atlas:txmode none`) and records the file " +
-			"there, so a file must not begin, commit, roll back or nest a transaction, nor change its characteristics"
+		return strings.Join(whats, ", ") + " " + verb + " transaction control"
 	}
-	return strings.Join(whats, "; ") + ": migration sessions keep the migrator's lock_timeout and " +
+	return strings.Join(whats, "; ")
+}
+
+// reason says why a statement with the given problems of one kind is
+// refused.
+func reason(kind string, whats []string) string {
+	if kind == RefusedTransactionControl {
+		return summary(kind, whats) + ": the migrator runs each file in a transaction of its own (each " +
+			"statement on its own with `-- atlas:txmode none`) and records the file there, so a file must not " +
+			"begin, commit, roll back or nest a transaction, nor change its characteristics"
+	}
+	return summary(kind, whats) + ": migration sessions keep the migrator's lock_timeout and " +
 		"statement_timeout, which stop a DDL statement that waits for its lock from stalling live traffic " +
 		"(a larger positive value, e.g. SET LOCAL lock_timeout = '10s', is fine)"
 }

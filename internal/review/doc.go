@@ -12,7 +12,10 @@
 //     (Rules), checked on a replay of every new statement against a copy of
 //     the base schema: what it changed, which tables PostgreSQL rewrote, which
 //     constraints it validated. A reviewed exception is a line
-//     `-- deploydb:allow <rule> <reason>` in the migration file.
+//     `-- deploydb:allow <rule> <reason>` in the migration file. The
+//     statements the migrator refuses to run (db.CheckFile: transaction
+//     control, a timeout switched off) fail the review under the rules
+//     transaction_control and timeout_off, which no allow line accepts.
 //  3. Drift: schema.hcl re-diffs to no new migration, atlas.sum is valid,
 //     internal/dbsqlc is what sqlc generates (sqlc diff), docs/schema.md is current.
 //  4. Query plans: every query of queries/ under EXPLAIN (ANALYZE, BUFFERS)

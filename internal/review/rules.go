@@ -6,8 +6,11 @@ import (
 	"sort"
 	"strings"
 
+	"ariga.io/atlas/sql/migrate"
 	"ariga.io/atlas/sql/postgres"
 	"ariga.io/atlas/sql/schema"
+
+	"github.com/deploydb/deploydb/db"
 )
 
 // Rule is one lint rule of section 2. Name is what a reviewed exception
@@ -24,6 +27,10 @@ type Rule struct {
 	// Own is true for the rules deploydb checks itself (what Atlas v0.12
 	// misses or reports without a safe alternative).
 	Own bool
+	// NoAllow is true for the rules no `-- deploydb:allow` line can accept:
+	// the migrator itself refuses what they catch, or there is nothing to
+	// accept.
+	NoAllow bool
 }
 
 // Rules are the lint rules, in report order.
@@ -93,6 +100,24 @@ var Rules = []Rule{
 			"name indexes and constraints after their table and columns.",
 	},
 	{
+		Name: "transaction_control", Own: true, NoAllow: true,
+		What: "A migration file begins, commits, rolls back or nests a transaction (BEGIN, COMMIT, END, ROLLBACK, " +
+			"SAVEPOINT, RELEASE, SET TRANSACTION, PREPARE TRANSACTION, …). `deploydb migrate up` and `migrate " +
+			"validate` refuse the file (db.CheckFile); no allow line accepts it.",
+		Fix: "remove the statement: the migrator runs each file in one transaction of its own and records it there " +
+			"(each statement on its own with `-- atlas:txmode none`); work that must commit on its own goes into a " +
+			"file of its own.",
+	},
+	{
+		Name: "timeout_off", Own: true, NoAllow: true,
+		What: "A migration file switches off the lock_timeout or statement_timeout the migrator sets (SET, SET LOCAL, " +
+			"set_config or RESET to 0, DEFAULT or a value that cannot be checked). `deploydb migrate up` and `migrate " +
+			"validate` refuse the file (db.CheckFile); no allow line accepts it.",
+		Fix: "remove the statement: a DDL statement waiting for its lock without lock_timeout stalls every query " +
+			"queued behind it. A statement that needs longer gets a larger positive value (`SET LOCAL lock_timeout = " +
+			"'10s'`), or the run gets `--ddl-lock-timeout` / `--statement-timeout`.",
+	},
+	{
 		Name: "migration_edited", Own: true,
 		What: "A migration file that exists at the base was changed or removed.",
 		Fix:  "never edit a merged migration: restore it and put the change in a new file (make migration NAME=…).",
@@ -104,12 +129,12 @@ var Rules = []Rule{
 			"(delete it, then make migration NAME=…).",
 	},
 	{
-		Name: "allow", Own: true,
+		Name: "allow", Own: true, NoAllow: true,
 		What: "A `-- deploydb:allow` line names no known rule or gives no reason.",
 		Fix:  "write `-- deploydb:allow <rule> <reason>` with one of the rule names of this table and a reason.",
 	},
 	{
-		Name: "apply", Own: true,
+		Name: "apply", Own: true, NoAllow: true,
 		What: "A migration fails on an empty database (or Atlas cannot replay it).",
 		Fix:  "fix the SQL; run make migration to have Atlas write it from schema.hcl.",
 	},
@@ -156,10 +181,10 @@ func parseAllows(text string) (allows []allow, bad []string) {
 		}
 		rule, reason, _ := strings.Cut(strings.TrimSpace(m[1]), " ")
 		reason = strings.TrimSpace(reason)
-		switch _, known := ruleByName(rule); {
+		switch r, known := ruleByName(rule); {
 		case rule == "":
 			bad = append(bad, fmt.Sprintf("line %d names no rule", i+1))
-		case !known || rule == "apply" || rule == "allow":
+		case !known || r.NoAllow:
 			bad = append(bad, fmt.Sprintf("line %d: %q is not a rule that can be allowed", i+1, rule))
 		case reason == "":
 			bad = append(bad, fmt.Sprintf("line %d allows %s without a reason", i+1, rule))
@@ -267,6 +292,7 @@ func lintMigrations(in lintInput) []Finding {
 		for _, b := range f.Bad {
 			add("allow", f, -1, "malformed `-- deploydb:allow` line: "+b+".")
 		}
+		out = append(out, refusals(in.dir, f)...)
 		if !f.NoTx {
 			for i, s := range f.Stmts {
 				if concurrentlyRE.MatchString(s.Text) {
@@ -360,6 +386,32 @@ func lintMigrations(in lintInput) []Finding {
 		}
 	}
 	return out
+}
+
+// refusals reports the statements of a new migration file that the
+// migrator refuses to run, found by the migrator's own check.
+func refusals(dir string, f *migrationFile) []Finding {
+	rs, err := db.CheckFile(migrate.NewLocalFile(f.Name, f.Data))
+	if err != nil {
+		return nil // the file does not split: the apply rule reports it
+	}
+	var out []Finding
+	for _, r := range rs {
+		out = append(out, Finding{Section: "lint", Rule: r.Kind, Where: fmt.Sprintf("%s/%s:%d", dir, f.Name, r.Line),
+			Message: fmt.Sprintf("`%s` (statement %d): %s. The migrator refuses the file: `deploydb migrate up` runs "+
+				"no pending file while it is pending, `migrate validate` fails.", oneLine(r.SQL), r.Statement, r.Summary),
+			Fix: mustRule(r.Kind).Fix, file: f.Name, stmt: f.stmtAt(r.Pos)})
+	}
+	return out
+}
+
+// oneLine shortens a statement to one line of at most 160 bytes.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
 }
 
 func mustRule(name string) Rule {
