@@ -14,7 +14,9 @@ import (
 
 // BuildRow is one build for CreateBuilds. The table's CHECK constraints
 // apply: a started or finished status needs StartedAt, a terminal one
-// FinishedAt.
+// FinishedAt. Timestamps are stored truncated to the microsecond and must
+// then lie after 0001-01-01T00:00:00Z and before 9999-12-31T23:59:59Z
+// (ErrInvalidArgument otherwise), so that every list can reach the row.
 type BuildRow struct {
 	// AppID is the app the build belongs to.
 	AppID AppID
@@ -64,6 +66,15 @@ func (s *Service) CreateBuilds(ctx context.Context, p CreateBuildsParams) (int64
 		}
 		if err := checkSourceVersion(op, r.SourceVersion); err != nil {
 			return 0, fmt.Errorf("row %d: %w", i, err)
+		}
+		for _, t := range []struct {
+			what string
+			t    *time.Time
+		}{{"CreatedAt", &r.CreatedAt}, {"UpdatedAt", &r.UpdatedAt}, {"StartedAt", &r.StartedAt}, {"FinishedAt", &r.FinishedAt}} {
+			var err error
+			if *t.t, err = storedTime(op, fmt.Sprintf("row %d: %s", i, t.what), *t.t); err != nil {
+				return 0, err
+			}
 		}
 		if r.CreatedAt.IsZero() {
 			r.CreatedAt = now

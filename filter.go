@@ -100,10 +100,12 @@ type DeploymentFilter struct {
 	// AnyEnvironment ("") selects every environment.
 	Environment string
 	// FinishedAfter and FinishedBefore bound finished_at (after inclusive,
-	// before exclusive); they need OrderBy OrderByFinishedAt.
+	// before exclusive, each rounded up to the microsecond); they need
+	// OrderBy OrderByFinishedAt.
 	FinishedAfter, FinishedBefore time.Time
 	// UpdatedAfter and UpdatedBefore bound updated_at (after inclusive,
-	// before exclusive); they need OrderBy OrderByUpdatedAt.
+	// before exclusive, each rounded up to the microsecond); they need
+	// OrderBy OrderByUpdatedAt.
 	UpdatedAfter, UpdatedBefore time.Time
 	// OrderBy is the column the list is sorted by; "" means
 	// OrderByCreatedAt.
@@ -112,11 +114,6 @@ type DeploymentFilter struct {
 	Sort SortDirection
 }
 
-// Sentinels for open time ranges.
-var (
-	rangeStart = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
-	rangeEnd   = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
-)
 
 // deploymentList is a validated ListDeployments request.
 type deploymentList struct {
@@ -150,9 +147,10 @@ func (f DeploymentFilter) validate(op string) (deploymentList, error) {
 	if f.Environment != "" && !validLabel(f.Environment) {
 		return rule(RuleEnvironment, "environment %q must be a lowercase DNS label: 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", truncate(f.Environment))
 	}
-	for _, t := range []time.Time{f.FinishedAfter, f.FinishedBefore, f.UpdatedAfter, f.UpdatedBefore} {
-		if !t.IsZero() && (t.Before(rangeStart) || t.After(rangeEnd)) {
-			return rule(RuleRangeBounds, "time %s is outside the supported range (years 0001-9999)", t.Format(time.RFC3339))
+	for _, t := range []*time.Time{&f.FinishedAfter, &f.FinishedBefore, &f.UpdatedAfter, &f.UpdatedBefore} {
+		var err error
+		if *t, err = boundTime(*t); err != nil {
+			return rule(RuleRangeBounds, "%v", err)
 		}
 	}
 	finishedRange := !f.FinishedAfter.IsZero() || !f.FinishedBefore.IsZero()
@@ -163,7 +161,7 @@ func (f DeploymentFilter) validate(op string) (deploymentList, error) {
 	if updatedRange && f.OrderBy != OrderByUpdatedAt {
 		return rule(RuleUpdatedRange, "updated_after/updated_before need order_by=updated_at")
 	}
-	l := deploymentList{asc: f.Sort == SortAsc, start: rangeStart, end: rangeEnd}
+	l := deploymentList{asc: f.Sort == SortAsc, start: timeFloor, end: timeCeil}
 	switch f.OrderBy {
 	case OrderByCreatedAt:
 		if f.Status != "" && f.Environment != "" {
@@ -173,7 +171,7 @@ func (f DeploymentFilter) validate(op string) (deploymentList, error) {
 		if f.Status != "" || f.Environment != "" {
 			return rule(RuleOrderByUpdatedAt, "order_by=updated_at cannot be combined with a status or environment filter")
 		}
-		l.start, l.end = orDefault(f.UpdatedAfter, rangeStart), orDefault(f.UpdatedBefore, rangeEnd)
+		l.start, l.end = orDefault(f.UpdatedAfter, timeFloor), orDefault(f.UpdatedBefore, timeCeil)
 	case OrderByFinishedAt:
 		if !f.Status.Terminal() {
 			return rule(RuleOrderByFinishedAt, "order_by=finished_at needs status deployed, failed or canceled")
@@ -181,7 +179,7 @@ func (f DeploymentFilter) validate(op string) (deploymentList, error) {
 		if f.Environment != "" {
 			return rule(RuleOrderByFinishedAt, "order_by=finished_at cannot be combined with an environment filter")
 		}
-		l.start, l.end = orDefault(f.FinishedAfter, rangeStart), orDefault(f.FinishedBefore, rangeEnd)
+		l.start, l.end = orDefault(f.FinishedAfter, timeFloor), orDefault(f.FinishedBefore, timeCeil)
 	}
 	if !l.start.Before(l.end) {
 		return rule(RuleRangeBounds, "the range's after bound (%s) must be earlier than its before bound (%s)",
