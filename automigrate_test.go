@@ -2,10 +2,10 @@ package deploydb_test
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"hash/fnv"
 	"log"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,10 +109,15 @@ func TestOpenWithAutoMigrateLocked(t *testing.T) {
 // turns on the migration lock, and a replica that cannot migrate does not
 // start.
 func ExampleWithAutoMigrate() {
-	svc, err := deploydb.Open(context.Background(), os.Getenv("DATABASE_URL"),
-		deploydb.WithAutoMigrate(db.Migrator(db.WithLockWait(2*time.Minute), db.WithLog(log.Printf))))
+	url, done := exampleEmptyDatabase() // a fresh database without tables
+	defer done()
+	svc, err := deploydb.Open(context.Background(), url,
+		deploydb.WithAutoMigrate(db.Migrator(db.WithLockWait(2*time.Minute))))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer svc.Close()
+	app, err := svc.CreateApp(context.Background(), deploydb.CreateAppParams{Name: "migrated"})
+	fmt.Println(app.Name, err)
+	// Output: migrated <nil>
 }
