@@ -2,8 +2,8 @@ package deploydb_test
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log"
 	"strings"
