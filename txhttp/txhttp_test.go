@@ -75,7 +75,10 @@ func TestCommitAndRollback(t *testing.T) {
 			http.Error(w, "conflict", http.StatusConflict)
 			return nil
 		}, 409, false},
-		{"server-error-503", func(w http.ResponseWriter, r *http.Request) error { w.WriteHeader(http.StatusServiceUnavailable); return nil }, 503, false},
+		{"server-error-503", func(w http.ResponseWriter, r *http.Request) error {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return nil
+		}, 503, false},
 		{"handler-error", func(w http.ResponseWriter, r *http.Request) error { return errors.New("failed") }, 500, false},
 		{"marked-for-rollback", func(w http.ResponseWriter, r *http.Request) error {
 			if !txhttp.MarkForRollback(r.Context()) {
