@@ -92,6 +92,7 @@ check: $(SQLC) $(ATLAS) $(ACTIONLINT) ## Fail on anything stale or unclean, nami
 	@echo "== GOOS=darwin and GOOS=windows builds"; for os in darwin windows; do \
 		GOOS=$$os $(GO) build ./... || { echo "the root module does not build for $$os" >&2; exit 1; }; done
 	@echo "== import weight"; ./scripts/check-deps.sh
+	@echo "== every Example has an Output line"; ./scripts/check-examples.sh
 	@echo "== actionlint"; $(ACTIONLINT) .github/workflows/*.yml
 	@echo "== sqlc diff (gen/ matches queries/)"; $(SQLC) diff || { echo "gen/ is stale: run make generate" >&2; exit 1; }
 	@echo "== docs/schema.md matches db/migrations"; $(REVIEW) erd -check

@@ -3,9 +3,9 @@ package deploydb_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,10 +109,18 @@ func TestOpenWithAutoMigrateLocked(t *testing.T) {
 // turns on the migration lock, and a replica that cannot migrate does not
 // start.
 func ExampleWithAutoMigrate() {
-	svc, err := deploydb.Open(context.Background(), os.Getenv("DATABASE_URL"),
-		deploydb.WithAutoMigrate(db.Migrator(db.WithLockWait(2*time.Minute), db.WithLog(log.Printf))))
+	ctx := context.Background()
+	url := pgtest.ExampleDatabase(false) // in a service: os.Getenv("DATABASE_URL")
+	svc, err := deploydb.Open(ctx, url,
+		deploydb.WithAutoMigrate(db.Migrator(db.WithLockWait(2*time.Minute))))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer svc.Close()
+	app, err := svc.CreateApp(ctx, "checkout")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("migrated and serving:", app.Name)
+	// Output: migrated and serving: checkout
 }
