@@ -68,7 +68,7 @@ reliability: ## Run the reliability and security proofs at full length; writes d
 	./scripts/reliability-report.sh
 
 .PHONY: generate
-generate: $(SQLC) ## Regenerate every derived file: gen/ (sqlc) and docs/schema.md (ER diagram).
+generate: $(SQLC) ## Regenerate every derived file: internal/dbsqlc (sqlc) and docs/schema.md (ER diagram).
 	$(SQLC) generate
 	$(REVIEW) erd
 
@@ -94,7 +94,7 @@ check: $(SQLC) $(ATLAS) $(ACTIONLINT) ## Fail on anything stale or unclean, nami
 	@echo "== import weight"; ./scripts/check-deps.sh
 	@echo "== every Example has an Output line"; ./scripts/check-examples.sh
 	@echo "== actionlint"; $(ACTIONLINT) .github/workflows/*.yml
-	@echo "== sqlc diff (gen/ matches queries/)"; $(SQLC) diff || { echo "gen/ is stale: run make generate" >&2; exit 1; }
+	@echo "== sqlc diff (internal/dbsqlc matches queries/)"; $(SQLC) diff || { echo "internal/dbsqlc is stale: run make generate" >&2; exit 1; }
 	@echo "== docs/schema.md matches db/migrations"; $(REVIEW) erd -check
 	@echo "== atlas migrate validate (atlas.sum)"; $(ATLAS) migrate validate --dir file://db/migrations || \
 		{ echo "db/migrations does not match atlas.sum: run make migration-hash after an allowed edit" >&2; exit 1; }

@@ -4,24 +4,30 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
 // CreateApp creates an app. The name must be a lowercase DNS label
 // (ErrInvalidArgument otherwise) and unique (ErrConflict).
-func (s *Service) CreateApp(ctx context.Context, name string) (App, error) {
+func (s *Service) CreateApp(ctx context.Context, p CreateAppParams) (App, error) {
 	const op = "create app"
-	if err := checkName(op, "app name", name); err != nil {
+	if err := checkName(op, "app name", p.Name); err != nil {
 		return App{}, err
 	}
-	app, err := s.q.CreateApp(ctx, name)
-	return app, mapError(opWrite, op, err)
+	app, err := s.q.CreateApp(ctx, p.Name)
+	if err != nil {
+		return App{}, mapError(opWrite, op, err)
+	}
+	return appFromRow(app), nil
 }
 
 // GetApp returns the app with the given id, or ErrNotFound.
-func (s *Service) GetApp(ctx context.Context, id int64) (App, error) {
-	app, err := s.q.GetApp(ctx, id)
-	return app, mapError(opRead, "get app "+strconv.FormatInt(id, 10), err)
+func (s *Service) GetApp(ctx context.Context, id AppID) (App, error) {
+	app, err := s.q.GetApp(ctx, int64(id))
+	if err != nil {
+		return App{}, mapError(opRead, "get app "+strconv.FormatInt(int64(id), 10), err)
+	}
+	return appFromRow(app), nil
 }
 
 // GetAppByName returns the app with the given name, or ErrNotFound.
@@ -31,7 +37,10 @@ func (s *Service) GetAppByName(ctx context.Context, name string) (App, error) {
 		return App{}, err
 	}
 	app, err := s.q.GetAppByName(ctx, name)
-	return app, mapError(opRead, op, err)
+	if err != nil {
+		return App{}, mapError(opRead, op, err)
+	}
+	return appFromRow(app), nil
 }
 
 // ListAppsPaged returns one page of apps, newest first.
@@ -46,20 +55,20 @@ func (s *Service) ListAppsPaged(ctx context.Context, page PageRequest) (Page[App
 	if err != nil {
 		return Page[App]{}, err
 	}
-	rows, err := s.q.ListAppsPaged(ctx, gen.ListAppsPagedParams{
+	rows, err := s.q.ListAppsPaged(ctx, dbsqlc.ListAppsPagedParams{
 		CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
 	})
 	if err != nil {
 		return Page[App]{}, mapError(opRead, op, err)
 	}
-	return finishPage(s.cursors, scope, rows, size, func(a App) position { return position{a.CreatedAt, a.ID} }), nil
+	return finishPage(s.cursors, scope, rowsTo(rows, appFromRow), size, func(a App) position { return position{a.CreatedAt, int64(a.ID)} }), nil
 }
 
 // DeleteApp deletes an app together with its builds and deployments. It
 // returns ErrNotFound when there is no such app.
-func (s *Service) DeleteApp(ctx context.Context, id int64) error {
-	op := "delete app " + strconv.FormatInt(id, 10)
-	n, err := s.q.DeleteApp(ctx, id)
+func (s *Service) DeleteApp(ctx context.Context, id AppID) error {
+	op := "delete app " + strconv.FormatInt(int64(id), 10)
+	n, err := s.q.DeleteApp(ctx, int64(id))
 	if err != nil {
 		return mapError(opDelete, op, err)
 	}

@@ -16,7 +16,7 @@ func TestCreateGetDeleteApp(t *testing.T) {
 	svc, _ := newService(t)
 	ctx := ctxT(t)
 
-	app, err := svc.CreateApp(ctx, "checkout")
+	app, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "checkout"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestCreateGetDeleteApp(t *testing.T) {
 		t.Fatalf("GetAppByName = %+v, %v; want %+v", got, err, app)
 	}
 
-	_, err = svc.CreateApp(ctx, "checkout")
+	_, err = svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "checkout"})
 	var pgErr *pgconn.PgError
 	if !errors.Is(err, deploydb.ErrConflict) || !errors.As(err, &pgErr) || pgErr.ConstraintName != "apps_name_key" {
 		t.Fatalf("duplicate CreateApp: got %v, want ErrConflict wrapping the apps_name_key violation", err)
@@ -58,13 +58,13 @@ func TestAppNameValidation(t *testing.T) {
 	ctx := ctxT(t)
 	valid := []string{"a", "0", "api", "a-b", "a1-b2-c3", strings.Repeat("x", 63)}
 	for _, name := range valid {
-		if _, err := svc.CreateApp(ctx, name); err != nil {
+		if _, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: name}); err != nil {
 			t.Errorf("CreateApp(%q): %v, want success", name, err)
 		}
 	}
 	invalid := []string{"", "-a", "a-", "A", "api_v2", "a.b", "a b", strings.Repeat("x", 64), "café", "a\x00b", "\xff"}
 	for _, name := range invalid {
-		_, err := svc.CreateApp(ctx, name)
+		_, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: name})
 		if !errors.Is(err, deploydb.ErrInvalidArgument) {
 			t.Errorf("CreateApp(%q): %v, want ErrInvalidArgument", name, err)
 		}
@@ -106,11 +106,11 @@ func TestListAppsPaged(t *testing.T) {
 	t.Parallel()
 	svc, _ := newService(t)
 	ctx := ctxT(t)
-	var want []int64
+	var want []deploydb.AppID
 	for i := 0; i < 7; i++ {
-		want = append([]int64{mustApp(t, svc).ID}, want...) // newest first
+		want = append([]deploydb.AppID{mustApp(t, svc).ID}, want...) // newest first
 	}
-	var got []int64
+	var got []deploydb.AppID
 	page := deploydb.PageRequest{Size: 3}
 	pages := 0
 	for {
@@ -135,7 +135,7 @@ func TestListAppsPaged(t *testing.T) {
 	}
 }
 
-func equalIDs(a, b []int64) bool {
+func equalIDs[T ~int64](a, b []T) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -66,7 +66,7 @@ func TestOpenWithAutoMigrate(t *testing.T) {
 	if svcs[0].Pool().Config().MaxConns != 3 {
 		t.Errorf("pool_max_conns from the URL was not applied")
 	}
-	if _, err := svcs[1].CreateApp(ctx, "auto-migrated"); err != nil {
+	if _, err := svcs[1].CreateApp(ctx, deploydb.CreateAppParams{Name: "auto-migrated"}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%d replicas opened with WithAutoMigrate: %d file(s) applied once in total, 0 errors", replicas, applied.Load())
@@ -117,7 +117,7 @@ func ExampleWithAutoMigrate() {
 		log.Fatal(err)
 	}
 	defer svc.Close()
-	app, err := svc.CreateApp(ctx, "checkout")
+	app, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "checkout"})
 	if err != nil {
 		log.Fatal(err)
 	}

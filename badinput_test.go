@@ -36,68 +36,83 @@ func TestBadInputEndToEnd(t *testing.T) {
 	}
 	before := counts()
 	calls := map[string]func() error{
-		"oversized app name":       func() error { _, err := svc.CreateApp(ctx, huge); return err },
-		"app name with NUL":        func() error { _, err := svc.CreateApp(ctx, "a\x00b"); return err },
-		"app name invalid UTF-8":   func() error { _, err := svc.CreateApp(ctx, "a\xc3\x28"); return err },
-		"oversized source version": func() error { _, err := svc.CreateBuild(ctx, app.ID, huge); return err },
-		"source version with NUL":  func() error { _, err := svc.CreateBuild(ctx, app.ID, "v1\x00"); return err },
+		"oversized app name":     func() error { _, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: huge}); return err },
+		"app name with NUL":      func() error { _, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "a\x00b"}); return err },
+		"app name invalid UTF-8": func() error { _, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "a\xc3\x28"}); return err },
+		"oversized source version": func() error {
+			_, _, err := svc.CreateBuild(ctx, deploydb.CreateBuildParams{AppID: app.ID, SourceVersion: huge})
+			return err
+		},
+		"source version with NUL": func() error {
+			_, _, err := svc.CreateBuild(ctx, deploydb.CreateBuildParams{AppID: app.ID, SourceVersion: "v1\x00"})
+			return err
+		},
 		"source version invalid UTF-8": func() error {
-			_, err := svc.CreateBuild(ctx, app.ID, "\xff\xfe")
+			_, _, err := svc.CreateBuild(ctx, deploydb.CreateBuildParams{AppID: app.ID, SourceVersion: "\xff\xfe"})
 			return err
 		},
 		"bulk row invalid UTF-8": func() error {
 			bad := "\xff"
-			_, err := svc.CreateBuilds(ctx, []deploydb.BuildRow{{AppID: app.ID}, {AppID: app.ID, SourceVersion: &bad}})
+			_, err := svc.CreateBuilds(ctx, deploydb.CreateBuildsParams{Rows: []deploydb.BuildRow{{AppID: app.ID}, {AppID: app.ID, SourceVersion: bad}}})
 			return err
 		},
 		"bulk row unknown status": func() error {
-			_, err := svc.CreateBuilds(ctx, []deploydb.BuildRow{{AppID: app.ID}, {AppID: app.ID, Status: "PENDING"}})
+			_, err := svc.CreateBuilds(ctx, deploydb.CreateBuildsParams{Rows: []deploydb.BuildRow{{AppID: app.ID}, {AppID: app.ID, Status: "PENDING"}}})
 			return err
 		},
-		"oversized environment": func() error { _, err := svc.CreateDeployment(ctx, app.ID, build.ID, huge); return err },
-		"environment with NUL":  func() error { _, err := svc.CreateDeployment(ctx, app.ID, build.ID, "prod\x00"); return err },
+		"oversized environment": func() error {
+			_, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: build.ID, Environment: huge})
+			return err
+		},
+		"environment with NUL": func() error {
+			_, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: build.ID, Environment: "prod\x00"})
+			return err
+		},
 		"oversized target": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, build.ID, "staging", []string{"ok", huge})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: build.ID, Environment: "staging", Targets: []string{"ok", huge}})
 			return err
 		},
 		"target invalid UTF-8": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, build.ID, "staging", []string{"\xff"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: build.ID, Environment: "staging", Targets: []string{"\xff"}})
 			return err
 		},
 		"oversized worker":        func() error { _, err := svc.ClaimNextOperation(ctx, "t1", huge); return err },
-		"oversized failure":       func() error { _, err := svc.MarkFailed(ctx, running.ID, huge); return err },
-		"failure with NUL":        func() error { _, err := svc.MarkFailed(ctx, running.ID, "boom\x00"); return err },
-		"unknown build status":    func() error { _, err := svc.UpdateBuildStatus(ctx, build.ID, "SUCCEEDED"); return err },
-		"unknown deploy status":   func() error { _, err := svc.UpdateDeploymentStatus(ctx, 1, "done"); return err },
+		"oversized failure":       func() error { _, _, err := svc.MarkFailed(ctx, running.ID, huge); return err },
+		"failure with NUL":        func() error { _, _, err := svc.MarkFailed(ctx, running.ID, "boom\x00"); return err },
+		"unknown build status":    func() error { _, _, err := svc.UpdateBuildStatus(ctx, build.ID, "SUCCEEDED"); return err },
+		"unknown deploy status":   func() error { _, _, err := svc.UpdateDeploymentStatus(ctx, 1, "done"); return err },
 		"unknown operation state": func() error { _, _, err := svc.TransitionOperation(ctx, running.ID, "paused", ""); return err },
-		"negative limit":          func() error { _, err := svc.ListAppBuilds(ctx, app.ID, -1); return err },
-		"huge limit":              func() error { _, err := svc.ListAppDeployments(ctx, app.ID, math.MaxInt); return err },
+		"negative limit":          func() error { _, err := svc.ListAppBuilds(ctx, deploydb.BuildFilter{AppID: app.ID}, -1); return err },
+		"huge limit": func() error {
+			_, err := svc.ListAppDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID}, math.MaxInt)
+			return err
+		},
 		"negative page size": func() error {
 			_, err := svc.ListAppsPaged(ctx, deploydb.PageRequest{Size: -5})
 			return err
 		},
 		"huge page size": func() error {
-			_, err := svc.ListAppBuildsPaged(ctx, app.ID, deploydb.PageRequest{Size: math.MaxInt32 + 1})
+			_, err := svc.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: app.ID}, deploydb.PageRequest{Size: math.MaxInt32 + 1})
 			return err
 		},
 		"oversized cursor": func() error {
-			_, err := svc.ListAppBuildsPaged(ctx, app.ID, deploydb.PageRequest{Cursor: huge})
+			_, err := svc.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: app.ID}, deploydb.PageRequest{Cursor: huge})
 			return err
 		},
 		"timestamp out of range": func() error {
-			_, err := svc.ListDeployments(ctx, app.ID, deploydb.DeploymentFilter{OrderBy: deploydb.OrderByUpdatedAt, UpdatedBefore: far}, deploydb.PageRequest{})
+			_, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID, OrderBy: deploydb.OrderByUpdatedAt, UpdatedBefore: far}, deploydb.PageRequest{})
 			return err
 		},
 		"timestamp before year 1": func() error {
-			_, err := svc.ListDeployments(ctx, app.ID, deploydb.DeploymentFilter{OrderBy: deploydb.OrderByUpdatedAt, UpdatedAfter: time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC)}, deploydb.PageRequest{})
+			_, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID, OrderBy: deploydb.OrderByUpdatedAt, UpdatedAfter: time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC)}, deploydb.PageRequest{})
 			return err
 		},
 		"bulk row timestamp out of range": func() error {
-			_, err := svc.CreateBuilds(ctx, []deploydb.BuildRow{{AppID: app.ID, CreatedAt: far}})
+			_, err := svc.CreateBuilds(ctx, deploydb.CreateBuildsParams{Rows: []deploydb.BuildRow{{AppID: app.ID, CreatedAt: far}}})
 			return err
 		},
 		"unknown order": func() error {
-			_, err := svc.ListDeployments(ctx, app.ID, deploydb.DeploymentFilter{OrderBy: "id"}, deploydb.PageRequest{})
+			_, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID, OrderBy: "id"}, deploydb.PageRequest{})
 			return err
 		},
 	}

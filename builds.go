@@ -4,55 +4,66 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
-// BuildRow is one row for CreateBuilds. Zero CreatedAt/UpdatedAt mean "now";
-// an empty Status means pending. The table's CHECK constraints apply: a
-// started or finished status needs StartedAt, a terminal one FinishedAt.
-type BuildRow = gen.CreateBuildsParams
+// BuildRow is one build for CreateBuilds. The table's CHECK constraints
+// apply: a started or finished status needs StartedAt, a terminal one
+// FinishedAt.
+type BuildRow struct {
+	// AppID is the app the build belongs to.
+	AppID AppID
+	// SourceVersion is the commit or tag; "" for none.
+	SourceVersion string
+	// Status is the build's status; "" means pending.
+	Status BuildStatus
+	// CreatedAt is when the build was created; the zero time means now.
+	CreatedAt time.Time
+	// UpdatedAt is when the build last changed; the zero time means
+	// CreatedAt.
+	UpdatedAt time.Time
+	// StartedAt is when the build started; the zero time for none.
+	StartedAt time.Time
+	// FinishedAt is when the build finished; the zero time for none.
+	FinishedAt time.Time
+}
 
-// CreateBuild creates a pending build of an app from a source version
-// (commit or tag, at most 255 characters; "" for none). It returns
+// CreateBuild creates a pending build of an app from a source version.
+// created reports whether this call inserted the row. It returns
 // ErrNotFound when the app does not exist.
-func (s *Service) CreateBuild(ctx context.Context, appID int64, sourceVersion string) (Build, error) {
-	op := "create build of app " + strconv.FormatInt(appID, 10)
-	if err := checkSourceVersion(op, sourceVersion); err != nil {
-		return Build{}, err
+func (s *Service) CreateBuild(ctx context.Context, p CreateBuildParams) (b Build, created bool, err error) {
+	op := "create build of app " + strconv.FormatInt(int64(p.AppID), 10)
+	if err := checkSourceVersion(op, p.SourceVersion); err != nil {
+		return Build{}, false, err
 	}
-	var sv *string
-	if sourceVersion != "" {
-		sv = &sourceVersion
+	row, err := s.q.CreateBuild(ctx, dbsqlc.CreateBuildParams{AppID: int64(p.AppID), SourceVersion: nullText(p.SourceVersion)})
+	if err != nil {
+		return Build{}, false, mapError(opWrite, op, err)
 	}
-	b, err := s.q.CreateBuild(ctx, gen.CreateBuildParams{AppID: appID, SourceVersion: sv})
-	return b, mapError(opWrite, op, err)
+	return buildFromRow(row), true, nil
 }
 
 // CreateBuilds bulk-inserts builds with COPY and returns how many were
 // inserted. It is all or nothing: one bad row (unknown app, invalid status,
 // timestamps that break a CHECK) fails the whole call.
-func (s *Service) CreateBuilds(ctx context.Context, rows []BuildRow) (int64, error) {
+func (s *Service) CreateBuilds(ctx context.Context, p CreateBuildsParams) (int64, error) {
 	const op = "create builds"
 	now := time.Now()
-	rows = slices.Clone(rows) // defaults are filled in; the caller's slice is left alone
-	for i := range rows {
-		r := &rows[i]
+	params := make([]dbsqlc.CreateBuildsParams, len(p.Rows)) // defaults are filled in here, not in the caller's rows
+	for i, r := range p.Rows {
 		if r.Status == "" {
 			r.Status = BuildPending
 		}
 		if !r.Status.Valid() {
 			return 0, invalidArg(op, "row %d: unknown build status %q", i, truncate(string(r.Status)))
 		}
-		if r.SourceVersion != nil {
-			if err := checkSourceVersion(op, *r.SourceVersion); err != nil {
-				return 0, fmt.Errorf("row %d: %w", i, err)
-			}
+		if err := checkSourceVersion(op, r.SourceVersion); err != nil {
+			return 0, fmt.Errorf("row %d: %w", i, err)
 		}
 		if r.CreatedAt.IsZero() {
 			r.CreatedAt = now
@@ -60,49 +71,56 @@ func (s *Service) CreateBuilds(ctx context.Context, rows []BuildRow) (int64, err
 		if r.UpdatedAt.IsZero() {
 			r.UpdatedAt = r.CreatedAt
 		}
+		params[i] = dbsqlc.CreateBuildsParams{
+			AppID: int64(r.AppID), SourceVersion: nullText(r.SourceVersion), Status: string(r.Status),
+			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: nullTime(r.StartedAt), FinishedAt: nullTime(r.FinishedAt),
+		}
 	}
-	n, err := s.q.CreateBuilds(ctx, rows)
+	n, err := s.q.CreateBuilds(ctx, params)
 	return n, mapError(opWrite, op, err)
 }
 
 // GetBuild returns the build with the given id, or ErrNotFound.
-func (s *Service) GetBuild(ctx context.Context, id int64) (Build, error) {
-	b, err := s.q.GetBuild(ctx, id)
-	return b, mapError(opRead, "get build "+strconv.FormatInt(id, 10), err)
-}
-
-// ListAppBuilds returns an app's newest builds: limit rows at most (0 means
-// DefaultPageSize, at most MaxPageSize). Use ListAppBuildsPaged to walk all
-// of them.
-func (s *Service) ListAppBuilds(ctx context.Context, appID int64, limit int) ([]Build, error) {
-	const op = "list app builds"
-	n, err := limitRows(op, limit)
+func (s *Service) GetBuild(ctx context.Context, id BuildID) (Build, error) {
+	b, err := s.q.GetBuild(ctx, int64(id))
 	if err != nil {
-		return nil, err
+		return Build{}, mapError(opRead, "get build "+strconv.FormatInt(int64(id), 10), err)
 	}
-	rows, err := s.q.ListAppBuilds(ctx, gen.ListAppBuildsParams{AppID: appID, MaxRows: n})
-	return rows, mapError(opRead, op, err)
+	return buildFromRow(b), nil
 }
 
-// ListAppBuildsPaged returns one page of an app's builds, newest first.
-func (s *Service) ListAppBuildsPaged(ctx context.Context, appID int64, page PageRequest) (Page[Build], error) {
+// ListAppBuilds returns the builds filter selects, newest first: limit rows
+// at most (0 means DefaultPageSize, at most MaxPageSize). It returns the
+// first page of ListAppBuildsPaged; use that to walk all of them.
+func (s *Service) ListAppBuilds(ctx context.Context, filter BuildFilter, limit int) ([]Build, error) {
+	p, err := s.ListAppBuildsPaged(ctx, filter, PageRequest{Size: limit})
+	return p.Items, err
+}
+
+// ListAppBuildsPaged returns one page of the builds filter selects, newest
+// first.
+func (s *Service) ListAppBuildsPaged(ctx context.Context, filter BuildFilter, page PageRequest) (Page[Build], error) {
 	const op = "list app builds"
+	appID := filter.AppID
+	if err := checkID(op, "app", int64(appID)); err != nil {
+		return Page[Build]{}, err
+	}
 	size, err := pageSize(op, page.Size)
 	if err != nil {
 		return Page[Build]{}, err
 	}
-	scope := scopeOf("builds", strconv.FormatInt(appID, 10))
+	scope := scopeOf("builds", strconv.FormatInt(int64(appID), 10))
 	pos, err := s.cursors.startPosition(op, scope, page.Cursor, false)
 	if err != nil {
 		return Page[Build]{}, err
 	}
-	rows, err := s.q.ListAppBuildsPaged(ctx, gen.ListAppBuildsPagedParams{
-		AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
+	rows, err := s.q.ListAppBuildsPaged(ctx, dbsqlc.ListAppBuildsPagedParams{
+		AppID: int64(appID), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
 	})
 	if err != nil {
 		return Page[Build]{}, mapError(opRead, op, err)
 	}
-	return finishPage(s.cursors, scope, rows, size, func(b Build) position { return position{b.CreatedAt, b.ID} }), nil
+	return finishPage(s.cursors, scope, rowsTo(rows, buildFromRow), size, func(b Build) position { return position{b.CreatedAt, int64(b.ID)} }), nil
 }
 
 // UpdateBuildStatus moves a build to status to. The lifecycle is
@@ -113,40 +131,47 @@ func (s *Service) ListAppBuildsPaged(ctx context.Context, appID int64, page Page
 // started_at is set when the build starts, finished_at when it ends. Asking
 // for the status the build already has returns it unchanged (safe to retry).
 // An illegal move returns a *TransitionError (ErrInvalidTransition); a
-// missing build ErrNotFound.
-func (s *Service) UpdateBuildStatus(ctx context.Context, id int64, to BuildStatus) (Build, error) {
-	op := "update build " + strconv.FormatInt(id, 10) + " status"
+// missing build ErrNotFound. changed reports whether this call moved the
+// build; it is false when the build already had status to.
+func (s *Service) UpdateBuildStatus(ctx context.Context, id BuildID, to BuildStatus) (b Build, changed bool, err error) {
+	op := "update build " + strconv.FormatInt(int64(id), 10) + " status"
 	if !to.Valid() {
-		return Build{}, invalidArg(op, "unknown build status %q", truncate(string(to)))
+		return Build{}, false, invalidArg(op, "unknown build status %q", truncate(string(to)))
 	}
-	b, err := s.q.UpdateBuildStatus(ctx, gen.UpdateBuildStatusParams{ID: id, NewStatus: string(to)})
+	row, err := s.q.UpdateBuildStatus(ctx, dbsqlc.UpdateBuildStatusParams{ID: int64(id), NewStatus: string(to)})
+	if err == nil {
+		return buildFromRow(row), true, nil
+	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return b, mapError(opWrite, op, err)
+		return Build{}, false, mapError(opWrite, op, err)
 	}
 	// The guard matched nothing: tell a missing build, a repeated
 	// transition and an illegal one apart.
-	cur, err := s.q.GetBuild(ctx, id)
+	cur, err := s.q.GetBuild(ctx, int64(id))
 	switch {
 	case err != nil:
-		return Build{}, mapError(opRead, op, err)
-	case cur.Status == to:
-		return cur, nil
+		return Build{}, false, mapError(opRead, op, err)
+	case BuildStatus(cur.Status) == to:
+		return buildFromRow(cur), false, nil
 	}
-	return Build{}, &TransitionError{Entity: "build", ID: id, From: string(cur.Status), To: string(to)}
+	return Build{}, false, &TransitionError{Entity: "build", ID: int64(id), From: cur.Status, To: string(to)}
 }
 
 // GetLatestSuccessfulBuild returns an app's newest succeeded build, or
 // ErrNotFound when it has none.
-func (s *Service) GetLatestSuccessfulBuild(ctx context.Context, appID int64) (Build, error) {
-	b, err := s.q.GetLatestSuccessfulBuild(ctx, appID)
-	return b, mapError(opRead, "get latest successful build of app "+strconv.FormatInt(appID, 10), err)
+func (s *Service) GetLatestSuccessfulBuild(ctx context.Context, appID AppID) (Build, error) {
+	b, err := s.q.GetLatestSuccessfulBuild(ctx, int64(appID))
+	if err != nil {
+		return Build{}, mapError(opRead, "get latest successful build of app "+strconv.FormatInt(int64(appID), 10), err)
+	}
+	return buildFromRow(b), nil
 }
 
 // DeleteBuild deletes a build. A build that a deployment references is kept
 // and ErrInUse returned; a missing build gives ErrNotFound.
-func (s *Service) DeleteBuild(ctx context.Context, id int64) error {
-	op := "delete build " + strconv.FormatInt(id, 10)
-	n, err := s.q.DeleteBuild(ctx, id)
+func (s *Service) DeleteBuild(ctx context.Context, id BuildID) error {
+	op := "delete build " + strconv.FormatInt(int64(id), 10)
+	n, err := s.q.DeleteBuild(ctx, int64(id))
 	if err != nil {
 		return mapError(opDelete, op, err)
 	}

@@ -33,7 +33,7 @@ func TestCursorSignMatchesHMAC(t *testing.T) {
 	if got := scopeOf("deployments", "42", "", "production", "created_at", "desc", "-62135596800000000", "253402300799000000"); got != want {
 		t.Fatalf("scopeOf = %x, want %x", got, want)
 	}
-	l, err := DeploymentFilter{Environment: "production"}.validate("op", 42)
+	l, err := DeploymentFilter{AppID: 42, Environment: "production"}.validate("op")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestCursorAllocations(t *testing.T) {
 		t.Errorf("decode: %v allocations", n)
 	}
 	if n := testing.AllocsPerRun(100, func() {
-		if _, err := (DeploymentFilter{Status: DeploymentDeployed}).validate("op", 42); err != nil {
+		if _, err := (DeploymentFilter{AppID: 42, Status: DeploymentDeployed}).validate("op"); err != nil {
 			t.Fatal(err)
 		}
 	}); n > 0 {

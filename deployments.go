@@ -7,104 +7,111 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
-// CreateDeployment creates a pending deployment of a build to an environment
-// ("" means DefaultEnvironment). The build must belong to the app and have
-// succeeded (ErrInvalidArgument otherwise); a missing build gives
-// ErrNotFound.
-func (s *Service) CreateDeployment(ctx context.Context, appID, buildID int64, environment string) (Deployment, error) {
-	if environment == "" {
-		environment = DefaultEnvironment
+// CreateDeployment creates a pending deployment of a build to an
+// environment, which is required ("" is ErrInvalidArgument; see
+// AnyEnvironment). created reports whether this call inserted the row. A
+// missing app or build gives ErrNotFound; a build of another app, or one that
+// has not succeeded, ErrInvalidArgument.
+func (s *Service) CreateDeployment(ctx context.Context, p CreateDeploymentParams) (d Deployment, created bool, err error) {
+	if !validLabel(p.Environment) {
+		return Deployment{}, false, checkName(createDeploymentOp(p.BuildID), "environment", p.Environment)
 	}
-	if !validLabel(environment) {
-		return Deployment{}, checkName(createDeploymentOp(buildID), "environment", environment)
-	}
-	d, err := s.q.CreateDeployment(ctx, gen.CreateDeploymentParams{AppID: appID, BuildID: buildID, Environment: environment})
+	row, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{AppID: int64(p.AppID), BuildID: int64(p.BuildID), Environment: p.Environment})
 	if err == nil {
-		return d, nil
+		return deploymentFromRow(row), true, nil
 	}
-	op := createDeploymentOp(buildID) // formatted on failure only
+	op := createDeploymentOp(p.BuildID) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return d, mapError(opWrite, op, err)
+		return Deployment{}, false, mapError(opWrite, op, err)
 	}
-	// The insert's guard matched nothing: say why.
-	b, err := s.q.GetBuild(ctx, buildID)
-	switch {
-	case err != nil:
-		return Deployment{}, mapError(opRead, op, err)
-	case b.AppID != appID:
-		return Deployment{}, invalidArg(op, "build %d belongs to app %d, not app %d", buildID, b.AppID, appID)
-	default:
-		return Deployment{}, invalidArg(op, "build %d is %s; only a succeeded build can be deployed", buildID, b.Status)
-	}
+	return Deployment{}, false, s.whyNotDeployable(ctx, op, p.AppID, p.BuildID)
 }
 
-func createDeploymentOp(buildID int64) string {
-	return "create deployment of build " + strconv.FormatInt(buildID, 10)
+// whyNotDeployable explains why the guarded insert of a deployment matched
+// no build: the app or the build is missing, the build belongs to another
+// app, or it has not succeeded.
+func (s *Service) whyNotDeployable(ctx context.Context, op string, appID AppID, buildID BuildID) error {
+	if _, err := s.q.GetApp(ctx, int64(appID)); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound(op, "no such app %d", appID)
+		}
+		return mapError(opRead, op, err)
+	}
+	b, err := s.q.GetBuild(ctx, int64(buildID))
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return notFound(op, "no such build %d", buildID)
+	case err != nil:
+		return mapError(opRead, op, err)
+	case AppID(b.AppID) != appID:
+		return invalidArg(op, "build %d belongs to app %d, not app %d", buildID, b.AppID, appID)
+	}
+	return invalidArg(op, "build %d is %s; only a succeeded build can be deployed", buildID, b.Status)
+}
+
+func createDeploymentOp(buildID BuildID) string {
+	return "create deployment of build " + strconv.FormatInt(int64(buildID), 10)
 }
 
 // GetDeployment returns the deployment with the given id, or ErrNotFound.
-func (s *Service) GetDeployment(ctx context.Context, id int64) (Deployment, error) {
-	d, err := s.q.GetDeployment(ctx, id)
-	return d, mapError(opRead, "get deployment "+strconv.FormatInt(id, 10), err)
+func (s *Service) GetDeployment(ctx context.Context, id DeploymentID) (Deployment, error) {
+	d, err := s.q.GetDeployment(ctx, int64(id))
+	if err != nil {
+		return Deployment{}, mapError(opRead, "get deployment "+strconv.FormatInt(int64(id), 10), err)
+	}
+	return deploymentFromRow(d), nil
 }
 
 // GetDeploymentWithBuild returns a deployment and the build it deploys in one
 // query, or ErrNotFound.
-func (s *Service) GetDeploymentWithBuild(ctx context.Context, id int64) (DeploymentWithBuild, error) {
-	r, err := s.q.GetDeploymentWithBuild(ctx, id)
+func (s *Service) GetDeploymentWithBuild(ctx context.Context, id DeploymentID) (DeploymentWithBuild, error) {
+	r, err := s.q.GetDeploymentWithBuild(ctx, int64(id))
 	if err != nil {
-		return DeploymentWithBuild{}, mapError(opRead, "get deployment "+strconv.FormatInt(id, 10)+" with build", err)
+		return DeploymentWithBuild{}, mapError(opRead, "get deployment "+strconv.FormatInt(int64(id), 10)+" with build", err)
 	}
-	return DeploymentWithBuild{Deployment: r.Deployment, Build: r.Build}, nil
+	return DeploymentWithBuild{Deployment: deploymentFromRow(r.Deployment), Build: buildFromRow(r.Build)}, nil
 }
 
-// ListAppDeployments returns an app's newest deployments: limit rows at most
-// (0 means DefaultPageSize, at most MaxPageSize).
-func (s *Service) ListAppDeployments(ctx context.Context, appID int64, limit int) ([]Deployment, error) {
-	const op = "list app deployments"
-	n, err := limitRows(op, limit)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.q.ListAppDeployments(ctx, gen.ListAppDeploymentsParams{AppID: appID, MaxRows: n})
-	return rows, mapError(opRead, op, err)
-}
-
-// ListAppDeploymentsPaged returns one page of an app's deployments, newest
-// first. It is ListDeployments with an empty filter.
-func (s *Service) ListAppDeploymentsPaged(ctx context.Context, appID int64, page PageRequest) (Page[Deployment], error) {
-	return s.ListDeployments(ctx, appID, DeploymentFilter{}, page)
+// ListAppDeployments returns the deployments filter selects, in its order:
+// limit rows at most (0 means DefaultPageSize, at most MaxPageSize). It
+// returns the first page of ListDeployments; use that to walk all of them.
+func (s *Service) ListAppDeployments(ctx context.Context, filter DeploymentFilter, limit int) ([]Deployment, error) {
+	p, err := s.ListDeployments(ctx, filter, PageRequest{Size: limit})
+	return p.Items, err
 }
 
 // GetLatestDeployment returns the newest deployment of an app to an
-// environment ("" means DefaultEnvironment), whatever its status, or
-// ErrNotFound.
-func (s *Service) GetLatestDeployment(ctx context.Context, appID int64, environment string) (Deployment, error) {
+// environment, whatever its status, or ErrNotFound. The environment is
+// required: "" is ErrInvalidArgument (see AnyEnvironment).
+func (s *Service) GetLatestDeployment(ctx context.Context, appID AppID, environment string) (Deployment, error) {
 	const op = "get latest deployment"
-	if environment == "" {
-		environment = DefaultEnvironment
-	}
 	if err := checkName(op, "environment", environment); err != nil {
 		return Deployment{}, err
 	}
-	d, err := s.q.GetLatestDeployment(ctx, gen.GetLatestDeploymentParams{AppID: appID, Environment: environment})
-	return d, mapError(opRead, op, err)
+	d, err := s.q.GetLatestDeployment(ctx, dbsqlc.GetLatestDeploymentParams{AppID: int64(appID), Environment: environment})
+	if err != nil {
+		return Deployment{}, mapError(opRead, op, err)
+	}
+	return deploymentFromRow(d), nil
 }
 
 // ListSuccessfulDeployments returns an app's most recently finished deployed
 // deployments: limit rows at most (0 means DefaultPageSize, at most
 // MaxPageSize).
-func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID int64, limit int) ([]Deployment, error) {
+func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID AppID, limit int) ([]Deployment, error) {
 	const op = "list successful deployments"
 	n, err := limitRows(op, limit)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListSuccessfulDeployments(ctx, gen.ListSuccessfulDeploymentsParams{AppID: appID, MaxRows: n})
-	return rows, mapError(opRead, op, err)
+	rows, err := s.q.ListSuccessfulDeployments(ctx, dbsqlc.ListSuccessfulDeploymentsParams{AppID: int64(appID), MaxRows: n})
+	if err != nil {
+		return nil, mapError(opRead, op, err)
+	}
+	return rowsTo(rows, deploymentFromRow), nil
 }
 
 // UpdateDeploymentStatus moves a deployment to status to. The lifecycle is
@@ -118,43 +125,45 @@ func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID int64, li
 // environment is in progress returns ErrConflict, and so does any change to a
 // deployment created with targets, whose status is derived from its
 // operations; an illegal move returns a *TransitionError
-// (ErrInvalidTransition); a missing deployment ErrNotFound.
-func (s *Service) UpdateDeploymentStatus(ctx context.Context, id int64, to DeploymentStatus) (Deployment, error) {
+// (ErrInvalidTransition); a missing deployment ErrNotFound. changed reports
+// whether this call moved the deployment; it is false when the deployment
+// already had status to.
+func (s *Service) UpdateDeploymentStatus(ctx context.Context, id DeploymentID, to DeploymentStatus) (d Deployment, changed bool, err error) {
 	if !to.Valid() {
-		return Deployment{}, invalidArg(updateDeploymentOp(id), "unknown deployment status %q", truncate(string(to)))
+		return Deployment{}, false, invalidArg(updateDeploymentOp(id), "unknown deployment status %q", truncate(string(to)))
 	}
-	d, err := s.q.UpdateDeploymentStatus(ctx, gen.UpdateDeploymentStatusParams{ID: id, NewStatus: string(to)})
+	row, err := s.q.UpdateDeploymentStatus(ctx, dbsqlc.UpdateDeploymentStatusParams{ID: int64(id), NewStatus: string(to)})
 	if err == nil {
-		return d, nil
+		return deploymentFromRow(row), true, nil
 	}
 	op := updateDeploymentOp(id) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return d, mapError(opWrite, op, err)
+		return Deployment{}, false, mapError(opWrite, op, err)
 	}
-	cur, err := s.q.GetDeployment(ctx, id)
+	cur, err := s.q.GetDeployment(ctx, int64(id))
 	if err != nil {
-		return Deployment{}, mapError(opRead, op, err)
+		return Deployment{}, false, mapError(opRead, op, err)
 	}
-	if derived, err := s.q.HasDeploymentOperations(ctx, id); err != nil {
-		return Deployment{}, mapError(opRead, op, err)
+	if derived, err := s.q.HasDeploymentOperations(ctx, int64(id)); err != nil {
+		return Deployment{}, false, mapError(opRead, op, err)
 	} else if derived {
-		return Deployment{}, &Error{Kind: ErrConflict, Op: op,
+		return Deployment{}, false, &Error{Kind: ErrConflict, Op: op,
 			Msg: "the deployment has operations and its status follows them; move its operations instead (TransitionOperation, MarkStarted, ...)"}
 	}
-	if cur.Status == to {
-		return cur, nil
+	if DeploymentStatus(cur.Status) == to {
+		return deploymentFromRow(cur), false, nil
 	}
-	return Deployment{}, &TransitionError{Entity: "deployment", ID: id, From: string(cur.Status), To: string(to)}
+	return Deployment{}, false, &TransitionError{Entity: "deployment", ID: int64(id), From: cur.Status, To: string(to)}
 }
 
-func updateDeploymentOp(id int64) string {
-	return "update deployment " + strconv.FormatInt(id, 10) + " status"
+func updateDeploymentOp(id DeploymentID) string {
+	return "update deployment " + strconv.FormatInt(int64(id), 10) + " status"
 }
 
 // DeleteDeployment deletes a deployment, or returns ErrNotFound.
-func (s *Service) DeleteDeployment(ctx context.Context, id int64) error {
-	op := "delete deployment " + strconv.FormatInt(id, 10)
-	n, err := s.q.DeleteDeployment(ctx, id)
+func (s *Service) DeleteDeployment(ctx context.Context, id DeploymentID) error {
+	op := "delete deployment " + strconv.FormatInt(int64(id), 10)
+	n, err := s.q.DeleteDeployment(ctx, int64(id))
 	if err != nil {
 		return mapError(opDelete, op, err)
 	}

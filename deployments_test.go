@@ -3,6 +3,7 @@ package deploydb_test
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -33,12 +34,12 @@ func TestCreateDeployment(t *testing.T) {
 	other := mustApp(t, svc)
 	ok := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
 
-	d, err := svc.CreateDeployment(ctx, app.ID, ok.ID, "")
-	if err != nil {
-		t.Fatal(err)
+	d, created, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: ok.ID, Environment: "production"})
+	if err != nil || !created {
+		t.Fatal(created, err)
 	}
-	if d.AppID != app.ID || d.BuildID != ok.ID || d.Environment != deploydb.DefaultEnvironment ||
-		d.Status != deploydb.DeploymentPending || d.StartedAt != nil || d.FinishedAt != nil {
+	if d.AppID != app.ID || d.BuildID != ok.ID || d.Environment != "production" ||
+		d.Status != deploydb.DeploymentPending || !d.StartedAt.IsZero() || !d.FinishedAt.IsZero() {
 		t.Fatalf("unexpected deployment %+v", d)
 	}
 	if got, err := svc.GetDeployment(ctx, d.ID); err != nil || !reflect.DeepEqual(got, d) {
@@ -54,24 +55,32 @@ func TestCreateDeployment(t *testing.T) {
 
 	for _, s := range []deploydb.BuildStatus{deploydb.BuildPending, deploydb.BuildInProgress, deploydb.BuildFailed, deploydb.BuildCanceled} {
 		b := mustBuild(t, svc, app.ID, s)
-		if _, err := svc.CreateDeployment(ctx, app.ID, b.ID, "staging"); !errors.Is(err, deploydb.ErrInvalidArgument) {
+		if _, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: b.ID, Environment: "staging"}); !errors.Is(err, deploydb.ErrInvalidArgument) {
 			t.Errorf("deploying a %s build: %v, want ErrInvalidArgument", s, err)
 		}
 	}
 	foreign := mustBuild(t, svc, other.ID, deploydb.BuildSucceeded)
-	if _, err := svc.CreateDeployment(ctx, app.ID, foreign.ID, "staging"); !errors.Is(err, deploydb.ErrInvalidArgument) {
+	if _, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: foreign.ID, Environment: "staging"}); !errors.Is(err, deploydb.ErrInvalidArgument) {
 		t.Errorf("deploying another app's build: %v, want ErrInvalidArgument", err)
 	}
-	if _, err := svc.CreateDeployment(ctx, app.ID, 1<<40, "staging"); !errors.Is(err, deploydb.ErrNotFound) {
+	if _, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: 1 << 40, Environment: "staging"}); !errors.Is(err, deploydb.ErrNotFound) {
 		t.Errorf("deploying a missing build: %v, want ErrNotFound", err)
 	}
+	// A missing app is reported as missing, even with a build of another
+	// app.
+	for _, b := range []deploydb.BuildID{ok.ID, 1 << 40} {
+		_, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: 1 << 40, BuildID: b, Environment: "staging"})
+		if !errors.Is(err, deploydb.ErrNotFound) || errors.Is(err, deploydb.ErrInvalidArgument) || !strings.Contains(err.Error(), "no such app") {
+			t.Errorf("deploying build %d to a missing app: %v, want ErrNotFound naming the app", b, err)
+		}
+	}
 	for _, env := range []string{"Prod", "prod_eu", "-x", "a.b"} {
-		if _, err := svc.CreateDeployment(ctx, app.ID, ok.ID, env); !errors.Is(err, deploydb.ErrInvalidArgument) {
+		if _, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: ok.ID, Environment: env}); !errors.Is(err, deploydb.ErrInvalidArgument) {
 			t.Errorf("environment %q: %v, want ErrInvalidArgument", env, err)
 		}
 	}
 	var n int
-	if list, err := svc.ListAppDeployments(ctx, app.ID, 100); err != nil {
+	if list, err := svc.ListAppDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID}, 100); err != nil {
 		t.Fatal(err)
 	} else {
 		n = len(list)
@@ -92,24 +101,24 @@ func TestDeploymentTransitions(t *testing.T) {
 			// out of the way here; it has its own test.
 			env := "env-" + string(from[:2]) + "-" + string(to[:2])
 			d := mustDeployment(t, svc, app.ID, env, from)
-			got, err := svc.UpdateDeploymentStatus(ctx, d.ID, to)
+			got, changed, err := svc.UpdateDeploymentStatus(ctx, d.ID, to)
 			switch {
 			case from == to:
-				if err != nil || !reflect.DeepEqual(got, d) {
-					t.Errorf("%s -> %s (repeat): %+v, %v; want unchanged row", from, to, got, err)
+				if err != nil || changed || !reflect.DeepEqual(got, d) {
+					t.Errorf("%s -> %s (repeat): %+v, changed %v, %v; want unchanged row and changed false", from, to, got, changed, err)
 				}
 			case deploymentAllowed(from, to):
-				if err != nil || got.Status != to {
-					t.Errorf("%s -> %s: %+v, %v", from, to, got, err)
+				if err != nil || !changed || got.Status != to {
+					t.Errorf("%s -> %s: %+v, changed %v, %v", from, to, got, changed, err)
 					continue
 				}
-				if to == deploydb.DeploymentInProgress && got.StartedAt == nil {
+				if to == deploydb.DeploymentInProgress && got.StartedAt.IsZero() {
 					t.Errorf("%s -> %s: started_at not set", from, to)
 				}
-				if to.Terminal() != (got.FinishedAt != nil) {
+				if to.Terminal() != (!got.FinishedAt.IsZero()) {
 					t.Errorf("%s -> %s: finished_at = %v", from, to, got.FinishedAt)
 				}
-				if got.FinishedAt != nil && got.StartedAt != nil && got.FinishedAt.Before(*got.StartedAt) {
+				if !got.FinishedAt.IsZero() && !got.StartedAt.IsZero() && got.FinishedAt.Before(got.StartedAt) {
 					t.Errorf("%s -> %s: finished before it started", from, to)
 				}
 			default:
@@ -123,11 +132,11 @@ func TestDeploymentTransitions(t *testing.T) {
 			}
 		}
 	}
-	if _, err := svc.UpdateDeploymentStatus(ctx, 1<<40, deploydb.DeploymentCanceled); !errors.Is(err, deploydb.ErrNotFound) {
+	if _, _, err := svc.UpdateDeploymentStatus(ctx, 1<<40, deploydb.DeploymentCanceled); !errors.Is(err, deploydb.ErrNotFound) {
 		t.Errorf("missing deployment: %v, want ErrNotFound", err)
 	}
 	d := mustDeployment(t, svc, app.ID, "production", deploydb.DeploymentPending)
-	if _, err := svc.UpdateDeploymentStatus(ctx, d.ID, "success"); !errors.Is(err, deploydb.ErrInvalidArgument) {
+	if _, _, err := svc.UpdateDeploymentStatus(ctx, d.ID, "success"); !errors.Is(err, deploydb.ErrInvalidArgument) {
 		t.Errorf("unknown status: %v, want ErrInvalidArgument", err)
 	}
 }
@@ -141,7 +150,7 @@ func TestOneDeploymentInProgressPerEnvironment(t *testing.T) {
 	second := mustDeployment(t, svc, app.ID, "production", deploydb.DeploymentPending)
 	mustDeployment(t, svc, app.ID, "staging", deploydb.DeploymentInProgress) // other environment: fine
 
-	_, err := svc.UpdateDeploymentStatus(ctx, second.ID, deploydb.DeploymentInProgress)
+	_, _, err := svc.UpdateDeploymentStatus(ctx, second.ID, deploydb.DeploymentInProgress)
 	var pgErr *pgconn.PgError
 	if !errors.Is(err, deploydb.ErrConflict) || !errors.As(err, &pgErr) || pgErr.ConstraintName != "deployments_one_in_progress_key" {
 		t.Fatalf("second in_progress: %v, want ErrConflict on deployments_one_in_progress_key", err)
@@ -149,10 +158,10 @@ func TestOneDeploymentInProgressPerEnvironment(t *testing.T) {
 	if got, _ := svc.GetDeployment(ctx, second.ID); got.Status != deploydb.DeploymentPending {
 		t.Fatalf("refused start changed the status to %s", got.Status)
 	}
-	if _, err := svc.UpdateDeploymentStatus(ctx, first.ID, deploydb.DeploymentDeployed); err != nil {
+	if _, _, err := svc.UpdateDeploymentStatus(ctx, first.ID, deploydb.DeploymentDeployed); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.UpdateDeploymentStatus(ctx, second.ID, deploydb.DeploymentInProgress); err != nil {
+	if _, _, err := svc.UpdateDeploymentStatus(ctx, second.ID, deploydb.DeploymentInProgress); err != nil {
 		t.Fatalf("start after the first finished: %v", err)
 	}
 }
@@ -162,7 +171,7 @@ func TestLatestAndSuccessfulDeployments(t *testing.T) {
 	svc, _ := newService(t)
 	ctx := ctxT(t)
 	app := mustApp(t, svc)
-	if _, err := svc.GetLatestDeployment(ctx, app.ID, ""); !errors.Is(err, deploydb.ErrNotFound) {
+	if _, err := svc.GetLatestDeployment(ctx, app.ID, "production"); !errors.Is(err, deploydb.ErrNotFound) {
 		t.Fatalf("no deployments: %v, want ErrNotFound", err)
 	}
 	d1 := mustDeployment(t, svc, app.ID, "production", deploydb.DeploymentDeployed)
@@ -210,8 +219,8 @@ func TestDeleteDeployment(t *testing.T) {
 	}
 }
 
-func ids(ds []deploydb.Deployment) []int64 {
-	out := make([]int64, len(ds))
+func ids(ds []deploydb.Deployment) []deploydb.DeploymentID {
+	out := make([]deploydb.DeploymentID, len(ds))
 	for i, d := range ds {
 		out[i] = d.ID
 	}

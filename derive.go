@@ -3,7 +3,7 @@ package deploydb
 import (
 	"time"
 
-	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
 // DeriveDeploymentStatus returns the status of a deployment that has
@@ -59,26 +59,26 @@ func DeriveDeploymentStatus(states ...OperationState) DeploymentStatus {
 
 // deriveTimestamps returns a derived deployment's started_at (when its first
 // operation started) and, for a terminal status, finished_at (when its last
-// operation finished, never before started_at). Both follow from the
-// operations alone, so recomputing them is idempotent.
-func deriveTimestamps(st DeploymentStatus, ops []gen.ListDeploymentOperationStatesRow) (started, finished *time.Time) {
+// operation finished, never before started_at); the zero time stands for
+// NULL. Both follow from the operations alone, so recomputing them is
+// idempotent.
+func deriveTimestamps(st DeploymentStatus, ops []dbsqlc.ListDeploymentOperationStatesRow) (started, finished time.Time) {
 	for _, o := range ops {
-		if o.StartedAt != nil && (started == nil || o.StartedAt.Before(*started)) {
-			started = o.StartedAt
+		if o.StartedAt.Valid && (started.IsZero() || o.StartedAt.Time.Before(started)) {
+			started = o.StartedAt.Time
 		}
-		if o.FinishedAt != nil && (finished == nil || o.FinishedAt.After(*finished)) {
-			finished = o.FinishedAt
+		if o.FinishedAt.Valid && (finished.IsZero() || o.FinishedAt.Time.After(finished)) {
+			finished = o.FinishedAt.Time
 		}
 	}
 	if !st.Terminal() {
-		return started, nil
+		return started, time.Time{}
 	}
-	if finished == nil || started != nil && finished.Before(*started) {
+	if finished.IsZero() || !started.IsZero() && finished.Before(started) {
 		finished = started
 	}
-	if finished == nil {
-		now := time.Now()
-		finished = &now
+	if finished.IsZero() {
+		finished = time.Now()
 	}
 	return started, finished
 }

@@ -4,8 +4,9 @@
 //
 // The schema is declared in schema.hcl and applied by versioned Atlas
 // migrations embedded in package db; the SQL lives in queries/ and is
-// compiled by sqlc into package gen. This package is the thin service on top:
-// it validates input, runs multi-statement work in transactions, maps
+// compiled by sqlc into the internal package dbsqlc. This package is the
+// hand-written public surface on top: it has its own documented row types,
+// validates input, runs multi-statement work in transactions, maps
 // PostgreSQL errors to typed errors and hands out opaque keyset cursors.
 //
 // # Opening

@@ -81,8 +81,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // TransitionError reports an illegal status change. It matches
 // ErrInvalidTransition with errors.Is.
 type TransitionError struct {
-	Entity string // "build" or "deployment"
-	ID     int64
+	Entity string // "build", "deployment" or "operation"
+	ID     int64  // the row's id
 	From   string // the status the row is in
 	To     string // the status that was asked for
 }

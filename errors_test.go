@@ -25,7 +25,7 @@ func TestErrorMappingForReal(t *testing.T) {
 
 	// holdBuild starts a transaction that locks build id until release is
 	// closed, and returns once the lock is held.
-	holdBuild := func(id int64) (release func()) {
+	holdBuild := func(id deploydb.BuildID) (release func()) {
 		locked, done := make(chan struct{}), make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -52,7 +52,7 @@ func TestErrorMappingForReal(t *testing.T) {
 	}
 	checks := []check{
 		{"unique violation", "23505", deploydb.ErrConflict, func() error {
-			_, err := svc.CreateApp(ctx, app.Name)
+			_, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: app.Name})
 			return err
 		}},
 		{"foreign key on delete", "23503", deploydb.ErrInUse, func() error {
@@ -60,11 +60,11 @@ func TestErrorMappingForReal(t *testing.T) {
 			return svc.DeleteBuild(ctx, d.BuildID)
 		}},
 		{"foreign key on insert", "23503", deploydb.ErrNotFound, func() error {
-			_, err := svc.CreateBuild(ctx, 1<<40, "v1")
+			_, _, err := svc.CreateBuild(ctx, deploydb.CreateBuildParams{AppID: 1 << 40, SourceVersion: "v1"})
 			return err
 		}},
 		{"check violation", "23514", deploydb.ErrInvalidArgument, func() error {
-			_, err := svc.CreateBuilds(ctx, []deploydb.BuildRow{{AppID: app.ID, Status: deploydb.BuildSucceeded}})
+			_, err := svc.CreateBuilds(ctx, deploydb.CreateBuildsParams{Rows: []deploydb.BuildRow{{AppID: app.ID, Status: deploydb.BuildSucceeded}}})
 			return err
 		}},
 		{"serialization failure", "40001", deploydb.ErrRetryable, func() error {
@@ -78,7 +78,7 @@ func TestErrorMappingForReal(t *testing.T) {
 			release := holdBuild(b.ID)
 			defer release()
 			return svc.InTxWith(ctx, deploydb.TxOptions{LockTimeout: 100 * time.Millisecond}, func(tx *deploydb.Service) error {
-				_, err := tx.UpdateBuildStatus(ctx, b.ID, deploydb.BuildInProgress)
+				_, _, err := tx.UpdateBuildStatus(ctx, b.ID, deploydb.BuildInProgress)
 				return err
 			})
 		}},
@@ -87,7 +87,7 @@ func TestErrorMappingForReal(t *testing.T) {
 			release := holdBuild(b.ID)
 			defer release()
 			return svc.InTxWith(ctx, deploydb.TxOptions{StatementTimeout: 100 * time.Millisecond}, func(tx *deploydb.Service) error {
-				_, err := tx.UpdateBuildStatus(ctx, b.ID, deploydb.BuildInProgress)
+				_, _, err := tx.UpdateBuildStatus(ctx, b.ID, deploydb.BuildInProgress)
 				return err
 			})
 		}},
@@ -104,7 +104,7 @@ func TestErrorMappingForReal(t *testing.T) {
 					time.Sleep(200 * time.Millisecond)
 					_, _ = pool.Exec(context.Background(), "SELECT pg_terminate_backend($1)", pid)
 				}()
-				_, err := tx.UpdateBuildStatus(ctx, b.ID, deploydb.BuildInProgress)
+				_, _, err := tx.UpdateBuildStatus(ctx, b.ID, deploydb.BuildInProgress)
 				return err
 			})
 		}},
@@ -136,7 +136,7 @@ func TestErrorMappingForReal(t *testing.T) {
 			defer release()
 			dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 			defer cancel()
-			_, err := svc.UpdateBuildStatus(dctx, b.ID, deploydb.BuildInProgress)
+			_, _, err := svc.UpdateBuildStatus(dctx, b.ID, deploydb.BuildInProgress)
 			return err
 		}},
 	}
@@ -183,7 +183,7 @@ func writeSkew(t *testing.T, ctx context.Context, svc *deploydb.Service, opts de
 					once.Do(func() { go func() { readers.Wait(); close(bothRead) }() })
 					<-bothRead
 				}
-				_, err := tx.CreateApp(ctx, "skew-"+string(rune('a'+i))+"-"+time.Now().Format("150405.000000")[7:])
+				_, err := tx.CreateApp(ctx, deploydb.CreateAppParams{Name: "skew-" + string(rune('a'+i)) + "-" + time.Now().Format("150405.000000")[7:]})
 				return err
 			})
 		}(i)
@@ -198,16 +198,16 @@ func writeSkew(t *testing.T, ctx context.Context, svc *deploydb.Service, opts de
 }
 
 // deadlock runs two transactions that lock two builds in opposite orders.
-func deadlock(t *testing.T, ctx context.Context, svc *deploydb.Service, appID int64, opts deploydb.TxOptions) error {
+func deadlock(t *testing.T, ctx context.Context, svc *deploydb.Service, appID deploydb.AppID, opts deploydb.TxOptions) error {
 	b1 := mustBuild(t, svc, appID, deploydb.BuildPending)
 	b2 := mustBuild(t, svc, appID, deploydb.BuildPending)
 	var both sync.WaitGroup
 	both.Add(2)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
-	for i, order := range [][2]int64{{b1.ID, b2.ID}, {b2.ID, b1.ID}} {
+	for i, order := range [][2]deploydb.BuildID{{b1.ID, b2.ID}, {b2.ID, b1.ID}} {
 		wg.Add(1)
-		go func(i int, order [2]int64) {
+		go func(i int, order [2]deploydb.BuildID) {
 			defer wg.Done()
 			first := true
 			errs[i] = svc.InTxWith(ctx, opts, func(tx *deploydb.Service) error {
@@ -219,7 +219,7 @@ func deadlock(t *testing.T, ctx context.Context, svc *deploydb.Service, appID in
 					both.Done()
 					both.Wait()
 				}
-				_, err := tx.UpdateBuildStatus(ctx, order[1], deploydb.BuildInProgress)
+				_, _, err := tx.UpdateBuildStatus(ctx, order[1], deploydb.BuildInProgress)
 				return err
 			})
 		}(i, order)

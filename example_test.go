@@ -25,31 +25,31 @@ func Example() {
 	}
 	defer svc.Close()
 
-	app, err := svc.CreateApp(ctx, "checkout")
+	app, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "checkout"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	build, err := svc.CreateBuild(ctx, app.ID, "3f2a9c1")
+	build, _, err := svc.CreateBuild(ctx, deploydb.CreateBuildParams{AppID: app.ID, SourceVersion: "3f2a9c1"})
 	if err != nil {
 		log.Fatal(err)
 	}
 	for _, s := range []deploydb.BuildStatus{deploydb.BuildInProgress, deploydb.BuildSucceeded} {
-		if build, err = svc.UpdateBuildStatus(ctx, build.ID, s); err != nil {
+		if build, _, err = svc.UpdateBuildStatus(ctx, build.ID, s); err != nil {
 			log.Fatal(err)
 		}
 	}
-	d, err := svc.CreateDeployment(ctx, app.ID, build.ID, "production")
+	d, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: build.ID, Environment: "production"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	if _, err := svc.UpdateDeploymentStatus(ctx, d.ID, deploydb.DeploymentInProgress); errors.Is(err, deploydb.ErrConflict) {
+	if _, _, err := svc.UpdateDeploymentStatus(ctx, d.ID, deploydb.DeploymentInProgress); errors.Is(err, deploydb.ErrConflict) {
 		log.Fatal("another deployment of checkout to production is in progress")
 	}
 	dwb, err := svc.GetDeploymentWithBuild(ctx, d.ID)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(dwb.Deployment.Status, *dwb.Build.SourceVersion)
+	fmt.Println(dwb.Deployment.Status, dwb.Build.SourceVersion)
 }
 
 // ExampleService_ListDeployments walks every page of an app's deployments
@@ -62,10 +62,10 @@ func ExampleService_ListDeployments() {
 	}
 	defer svc.Close()
 	const appID = 1
-	filter := deploydb.DeploymentFilter{Status: deploydb.DeploymentDeployed, OrderBy: deploydb.OrderByFinishedAt}
+	filter := deploydb.DeploymentFilter{AppID: appID, Status: deploydb.DeploymentDeployed, OrderBy: deploydb.OrderByFinishedAt}
 	page := deploydb.PageRequest{Size: 50}
 	for {
-		p, err := svc.ListDeployments(ctx, appID, filter, page)
+		p, err := svc.ListDeployments(ctx, filter, page)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -88,11 +88,11 @@ func ExampleService_InTx() {
 	}
 	defer svc.Close()
 	err = svc.InTx(ctx, func(tx *deploydb.Service) error {
-		app, err := tx.CreateApp(ctx, "search")
+		app, err := tx.CreateApp(ctx, deploydb.CreateAppParams{Name: "search"})
 		if err != nil {
 			return err // rolls back
 		}
-		_, err = tx.CreateBuild(ctx, app.ID, "v1.0.0")
+		_, _, err = tx.CreateBuild(ctx, deploydb.CreateBuildParams{AppID: app.ID, SourceVersion: "v1.0.0"})
 		return err
 	})
 	var te *deploydb.TransitionError

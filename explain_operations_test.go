@@ -31,7 +31,7 @@ FROM (SELECT id, created_at, row_number() OVER (ORDER BY id) AS n FROM deploymen
 CROSS JOIN LATERAL (SELECT CASE WHEN (d.n / 40) % 20 = 0 THEN 'pending' WHEN (d.n / 40) % 20 = 1 THEN 'running' ELSE 'completed' END AS state) s`
 
 // seedPlanOperations loads deployment_operations and analyzes it.
-func seedPlanOperations(t *testing.T, ctx context.Context, pool *pgxpool.Pool) (deploymentID int64) {
+func seedPlanOperations(t *testing.T, ctx context.Context, pool *pgxpool.Pool) (deploymentID deploydb.DeploymentID) {
 	t.Helper()
 	tag, err := pool.Exec(ctx, planSeedOperationsSQL, planSeedOperations)
 	if err != nil {
@@ -50,7 +50,7 @@ func seedPlanOperations(t *testing.T, ctx context.Context, pool *pgxpool.Pool) (
 }
 
 // operationPlanCases are the rollouts list queries.
-func operationPlanCases(svc *deploydb.Service, deploymentID int64) []planCase {
+func operationPlanCases(svc *deploydb.Service, deploymentID deploydb.DeploymentID) []planCase {
 	return []planCase{
 		{name: "ops/ListDeploymentOperations", query: "ListDeploymentOperations",
 			want: planWant{index: idxOpsDeployment},

@@ -508,7 +508,7 @@ type planReport struct {
 
 // listPlanCases returns the cases for one app. size is the page size of the
 // paged lists.
-func listPlanCases(svc *deploydb.Service, label string, appID int64, env string, size int, now time.Time) []planCase {
+func listPlanCases(svc *deploydb.Service, label string, appID deploydb.AppID, env string, size int, now time.Time) []planCase {
 	const (
 		idxBuilds          = "builds_app_id_created_at_id_idx"
 		idxBuildsStatus    = "builds_app_id_status_created_at_id_idx"
@@ -526,14 +526,14 @@ func listPlanCases(svc *deploydb.Service, label string, appID int64, env string,
 		return 1, "", nil
 	}
 	cases := []planCase{
-		{name: "ListAppBuilds", query: "ListAppBuilds", want: planWant{index: idxBuilds},
+		{name: "ListAppBuilds", query: "ListAppBuildsPaged", want: planWant{index: idxBuilds},
 			call: func(ctx context.Context, _ string) (int, string, error) {
-				b, err := svc.ListAppBuilds(ctx, appID, size)
+				b, err := svc.ListAppBuilds(ctx, deploydb.BuildFilter{AppID: appID}, size)
 				return slice(len(b), err)
 			}},
 		{name: "ListAppBuildsPaged", query: "ListAppBuildsPaged", want: planWant{index: idxBuilds, keyset: "created_at"},
 			call: func(ctx context.Context, cursor string) (int, string, error) {
-				p, err := svc.ListAppBuildsPaged(ctx, appID, deploydb.PageRequest{Size: size, Cursor: cursor})
+				p, err := svc.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: appID}, deploydb.PageRequest{Size: size, Cursor: cursor})
 				return len(p.Items), p.NextCursor, err
 			}},
 		{name: "GetLatestSuccessfulBuild", query: "GetLatestSuccessfulBuild", want: planWant{index: idxBuildsStatus},
@@ -541,14 +541,14 @@ func listPlanCases(svc *deploydb.Service, label string, appID int64, env string,
 				_, err := svc.GetLatestSuccessfulBuild(ctx, appID)
 				return one(err)
 			}},
-		{name: "ListAppDeployments", query: "ListAppDeployments", want: planWant{index: idxDeploys},
+		{name: "ListAppDeployments", query: "ListAppDeploymentsPaged", want: planWant{index: idxDeploys},
 			call: func(ctx context.Context, _ string) (int, string, error) {
-				d, err := svc.ListAppDeployments(ctx, appID, size)
+				d, err := svc.ListAppDeployments(ctx, deploydb.DeploymentFilter{AppID: appID}, size)
 				return slice(len(d), err)
 			}},
 		{name: "ListAppDeploymentsPaged", query: "ListAppDeploymentsPaged", want: planWant{index: idxDeploys, keyset: "created_at"},
 			call: func(ctx context.Context, cursor string) (int, string, error) {
-				p, err := svc.ListAppDeploymentsPaged(ctx, appID, deploydb.PageRequest{Size: size, Cursor: cursor})
+				p, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: appID}, deploydb.PageRequest{Size: size, Cursor: cursor})
 				return len(p.Items), p.NextCursor, err
 			}},
 		{name: "GetLatestDeployment", query: "GetLatestDeployment", want: planWant{index: idxDeploysEnv},
@@ -570,7 +570,8 @@ func listPlanCases(svc *deploydb.Service, label string, appID int64, env string,
 		}
 		cases = append(cases, planCase{name: "ListDeployments/" + name, query: query, want: planWant{index: index, keyset: keyset},
 			call: func(ctx context.Context, cursor string) (int, string, error) {
-				p, err := svc.ListDeployments(ctx, appID, f, deploydb.PageRequest{Size: size, Cursor: cursor})
+				f.AppID = appID
+				p, err := svc.ListDeployments(ctx, f, deploydb.PageRequest{Size: size, Cursor: cursor})
 				return len(p.Items), p.NextCursor, err
 			}})
 	}
@@ -659,8 +660,8 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 			return len(p.Items), p.NextCursor, err
 		},
 	}}
-	cases = append(cases, listPlanCases(svc, "hot", seed.hotApp, "production", 50, now)...)
-	cases = append(cases, listPlanCases(svc, "small", seed.smallApp, "production", 2, now)...)
+	cases = append(cases, listPlanCases(svc, "hot", deploydb.AppID(seed.hotApp), "production", 50, now)...)
+	cases = append(cases, listPlanCases(svc, "small", deploydb.AppID(seed.smallApp), "production", 2, now)...)
 	opsDeployment := seedPlanOperations(t, ctx, pool)
 	cases = append(cases, operationPlanCases(svc, opsDeployment)...)
 

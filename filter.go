@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
 // DeploymentOrder is the column ListDeployments sorts by.
@@ -51,14 +51,26 @@ const (
 // during the walk moves: ascending walks see it again at its new place,
 // descending walks may not see it.
 type DeploymentFilter struct {
-	Status         DeploymentStatus
-	Environment    string
-	FinishedAfter  time.Time
-	FinishedBefore time.Time
-	UpdatedAfter   time.Time
-	UpdatedBefore  time.Time
-	OrderBy        DeploymentOrder
-	Sort           SortDirection
+	// AppID is the app whose deployments are listed (required by
+	// ListDeployments and ListAppDeployments; ParseDeploymentFilter leaves
+	// it zero for the caller to set).
+	AppID AppID
+	// Status, when set, selects deployments in that status.
+	Status DeploymentStatus
+	// Environment, when set, selects deployments to that environment;
+	// AnyEnvironment ("") selects every environment.
+	Environment string
+	// FinishedAfter and FinishedBefore bound finished_at (after inclusive,
+	// before exclusive); they need OrderBy OrderByFinishedAt.
+	FinishedAfter, FinishedBefore time.Time
+	// UpdatedAfter and UpdatedBefore bound updated_at (after inclusive,
+	// before exclusive); they need OrderBy OrderByUpdatedAt.
+	UpdatedAfter, UpdatedBefore time.Time
+	// OrderBy is the column the list is sorted by; "" means
+	// OrderByCreatedAt.
+	OrderBy DeploymentOrder
+	// Sort is the direction; "" means SortDesc.
+	Sort SortDirection
 }
 
 // Sentinels for open time ranges.
@@ -75,7 +87,7 @@ type deploymentList struct {
 	scope      uint64
 }
 
-func (f DeploymentFilter) validate(op string, appID int64) (deploymentList, error) {
+func (f DeploymentFilter) validate(op string) (deploymentList, error) {
 	if f.OrderBy == "" {
 		f.OrderBy = OrderByCreatedAt
 	}
@@ -142,7 +154,7 @@ func (f DeploymentFilter) validate(op string, appID int64) (deploymentList, erro
 	// scopeOf("deployments", appID, status, environment, order_by, sort,
 	// start µs, end µs), without formatting the numbers into strings.
 	sc := make([]byte, 0, 256)
-	sc = scopeAppendInt(scopeAppend(sc, "deployments"), appID)
+	sc = scopeAppendInt(scopeAppend(sc, "deployments"), int64(f.AppID))
 	sc = scopeAppend(scopeAppend(sc, string(f.Status)), f.Environment)
 	sc = scopeAppend(scopeAppend(sc, string(f.OrderBy)), string(f.Sort))
 	sc = scopeAppendInt(scopeAppendInt(sc, l.start.UnixMicro()), l.end.UnixMicro())
@@ -160,13 +172,16 @@ func orDefault(t, def time.Time) time.Time {
 // ListDeployments returns one page of an app's deployments selected and
 // ordered by filter (see DeploymentFilter for the combinations accepted).
 // Each accepted combination runs as one index range scan.
-func (s *Service) ListDeployments(ctx context.Context, appID int64, filter DeploymentFilter, page PageRequest) (Page[Deployment], error) {
+func (s *Service) ListDeployments(ctx context.Context, filter DeploymentFilter, page PageRequest) (Page[Deployment], error) {
 	const op = "list deployments"
+	if err := checkID(op, "app", int64(filter.AppID)); err != nil {
+		return Page[Deployment]{}, err
+	}
 	size, err := pageSize(op, page.Size)
 	if err != nil {
 		return Page[Deployment]{}, err
 	}
-	l, err := filter.validate(op, appID)
+	l, err := filter.validate(op)
 	if err != nil {
 		return Page[Deployment]{}, err
 	}
@@ -184,59 +199,60 @@ func (s *Service) ListDeployments(ctx context.Context, appID int64, filter Deplo
 			pos.at = l.start
 		}
 	}
-	rows, err := s.listDeployments(ctx, appID, l, pos, int32(size+1))
+	raw, err := s.listDeployments(ctx, filter.AppID, l, pos, int32(size+1))
 	if err != nil {
 		return Page[Deployment]{}, mapError(opRead, op, err)
 	}
-	key := func(d Deployment) position { return position{d.CreatedAt, d.ID} }
+	rows := rowsTo(raw, deploymentFromRow)
+	key := func(d Deployment) position { return position{d.CreatedAt, int64(d.ID)} }
 	switch l.f.OrderBy {
 	case OrderByUpdatedAt:
-		key = func(d Deployment) position { return position{d.UpdatedAt, d.ID} }
+		key = func(d Deployment) position { return position{d.UpdatedAt, int64(d.ID)} }
 	case OrderByFinishedAt:
 		// Terminal statuses always have finished_at (CHECK constraint).
-		key = func(d Deployment) position { return position{*d.FinishedAt, d.ID} }
+		key = func(d Deployment) position { return position{d.FinishedAt, int64(d.ID)} }
 	}
 	return finishPage(s.cursors, l.scope, rows, size, key), nil
 }
 
 // listDeployments runs the query that serves l.
-func (s *Service) listDeployments(ctx context.Context, appID int64, l deploymentList, pos position, n int32) ([]Deployment, error) {
+func (s *Service) listDeployments(ctx context.Context, appID AppID, l deploymentList, pos position, n int32) ([]dbsqlc.Deployment, error) {
 	f, q := l.f, s.q
 	switch f.OrderBy {
 	case OrderByUpdatedAt:
 		if l.asc {
-			return q.ListUpdatedDeploymentsPagedAsc(ctx, gen.ListUpdatedDeploymentsPagedAscParams{
-				AppID: appID, UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
+			return q.ListUpdatedDeploymentsPagedAsc(ctx, dbsqlc.ListUpdatedDeploymentsPagedAscParams{
+				AppID: int64(appID), UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
 		}
-		return q.ListUpdatedDeploymentsPaged(ctx, gen.ListUpdatedDeploymentsPagedParams{
-			AppID: appID, UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
+		return q.ListUpdatedDeploymentsPaged(ctx, dbsqlc.ListUpdatedDeploymentsPagedParams{
+			AppID: int64(appID), UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case OrderByFinishedAt:
 		if l.asc {
-			return q.ListFinishedDeploymentsPagedAsc(ctx, gen.ListFinishedDeploymentsPagedAscParams{
-				AppID: appID, Status: f.Status, FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
+			return q.ListFinishedDeploymentsPagedAsc(ctx, dbsqlc.ListFinishedDeploymentsPagedAscParams{
+				AppID: int64(appID), Status: string(f.Status), FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
 		}
-		return q.ListFinishedDeploymentsPaged(ctx, gen.ListFinishedDeploymentsPagedParams{
-			AppID: appID, Status: f.Status, FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
+		return q.ListFinishedDeploymentsPaged(ctx, dbsqlc.ListFinishedDeploymentsPagedParams{
+			AppID: int64(appID), Status: string(f.Status), FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
 	}
 	switch {
 	case f.Environment != "" && l.asc:
-		return q.ListEnvironmentDeploymentsPagedAsc(ctx, gen.ListEnvironmentDeploymentsPagedAscParams{
-			AppID: appID, Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+		return q.ListEnvironmentDeploymentsPagedAsc(ctx, dbsqlc.ListEnvironmentDeploymentsPagedAscParams{
+			AppID: int64(appID), Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case f.Environment != "":
-		return q.ListEnvironmentDeploymentsPaged(ctx, gen.ListEnvironmentDeploymentsPagedParams{
-			AppID: appID, Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+		return q.ListEnvironmentDeploymentsPaged(ctx, dbsqlc.ListEnvironmentDeploymentsPagedParams{
+			AppID: int64(appID), Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case f.Status != "" && l.asc:
-		return q.ListStatusDeploymentsPagedAsc(ctx, gen.ListStatusDeploymentsPagedAscParams{
-			AppID: appID, Status: f.Status, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+		return q.ListStatusDeploymentsPagedAsc(ctx, dbsqlc.ListStatusDeploymentsPagedAscParams{
+			AppID: int64(appID), Status: string(f.Status), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case f.Status != "":
-		return q.ListStatusDeploymentsPaged(ctx, gen.ListStatusDeploymentsPagedParams{
-			AppID: appID, Status: f.Status, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+		return q.ListStatusDeploymentsPaged(ctx, dbsqlc.ListStatusDeploymentsPagedParams{
+			AppID: int64(appID), Status: string(f.Status), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	case l.asc:
-		return q.ListAppDeploymentsPagedAsc(ctx, gen.ListAppDeploymentsPagedAscParams{
-			AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+		return q.ListAppDeploymentsPagedAsc(ctx, dbsqlc.ListAppDeploymentsPagedAscParams{
+			AppID: int64(appID), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 	}
-	return q.ListAppDeploymentsPaged(ctx, gen.ListAppDeploymentsPagedParams{
-		AppID: appID, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
+	return q.ListAppDeploymentsPaged(ctx, dbsqlc.ListAppDeploymentsPagedParams{
+		AppID: int64(appID), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 }
 
 // Names of the query parameters ParseDeploymentFilter reads.
@@ -295,7 +311,7 @@ func ParseDeploymentFilter(values url.Values) (DeploymentFilter, error) {
 			}
 		}
 	}
-	if _, err := f.validate(op, 0); err != nil {
+	if _, err := f.validate(op); err != nil {
 		return DeploymentFilter{}, err
 	}
 	return f, nil

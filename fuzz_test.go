@@ -89,7 +89,8 @@ func FuzzParseDeploymentFilter(f *testing.F) {
 			}
 			return
 		}
-		l, err := flt.validate("op", 1)
+		flt.AppID = 1
+		l, err := flt.validate("op")
 		if err != nil {
 			t.Fatalf("accepted filter %+v fails validation: %v", flt, err)
 		}

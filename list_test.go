@@ -39,16 +39,17 @@ func TestListDeploymentsFilterRules(t *testing.T) {
 		{"empty range", "range-bounds", deploydb.DeploymentFilter{OrderBy: deploydb.OrderByUpdatedAt, UpdatedAfter: now, UpdatedBefore: now}},
 	}
 	for _, tc := range rejected {
-		_, err := svc.ListDeployments(ctx, app.ID, tc.f, deploydb.PageRequest{})
+		tc.f.AppID = app.ID
+		_, err := svc.ListDeployments(ctx, tc.f, deploydb.PageRequest{})
 		if !errors.Is(err, deploydb.ErrInvalidArgument) || !strings.Contains(err.Error(), "rule "+tc.rule+":") {
 			t.Errorf("%s: %v, want ErrInvalidArgument naming rule %s", tc.name, err, tc.rule)
 		}
 	}
-	if _, err := svc.ListDeployments(ctx, app.ID, deploydb.DeploymentFilter{Environment: "Prod"}, deploydb.PageRequest{}); !errors.Is(err, deploydb.ErrInvalidArgument) {
+	if _, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID, Environment: "Prod"}, deploydb.PageRequest{}); !errors.Is(err, deploydb.ErrInvalidArgument) {
 		t.Errorf("bad environment: %v", err)
 	}
 	for _, size := range []int{-1, deploydb.MaxPageSize + 1} {
-		if _, err := svc.ListDeployments(ctx, app.ID, deploydb.DeploymentFilter{}, deploydb.PageRequest{Size: size}); !errors.Is(err, deploydb.ErrInvalidArgument) {
+		if _, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID}, deploydb.PageRequest{Size: size}); !errors.Is(err, deploydb.ErrInvalidArgument) {
 			t.Errorf("page size %d: %v", size, err)
 		}
 	}
@@ -68,15 +69,15 @@ func TestListDeploymentsMatchesModel(t *testing.T) {
 		mustDeployment(t, svc, app.ID, envs[i%len(envs)], statuses[i%len(statuses)])
 	}
 	mustDeployment(t, svc, other.ID, "production", deploydb.DeploymentDeployed)
-	all, err := svc.ListAppDeployments(ctx, app.ID, 100)
+	all, err := svc.ListAppDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID}, 100)
 	if err != nil || len(all) != 30 {
 		t.Fatalf("ListAppDeployments = %d, %v", len(all), err)
 	}
 	mid := all[15].UpdatedAt
 	var midFinished time.Time
 	for _, d := range all {
-		if d.FinishedAt != nil && d.Status == deploydb.DeploymentDeployed {
-			midFinished = *d.FinishedAt
+		if !d.FinishedAt.IsZero() && d.Status == deploydb.DeploymentDeployed {
+			midFinished = d.FinishedAt
 		}
 	}
 
@@ -100,10 +101,11 @@ func TestListDeploymentsMatchesModel(t *testing.T) {
 	}
 	for _, f := range filters {
 		want := model(all, f)
-		var got []int64
+		var got []deploydb.DeploymentID
 		page := deploydb.PageRequest{Size: 4}
 		for {
-			p, err := svc.ListDeployments(ctx, app.ID, f, page)
+			f.AppID = app.ID
+			p, err := svc.ListDeployments(ctx, f, page)
 			if err != nil {
 				t.Fatalf("%+v: %v", f, err)
 			}
@@ -120,14 +122,14 @@ func TestListDeploymentsMatchesModel(t *testing.T) {
 }
 
 // model selects and orders deployments as ListDeployments documents it.
-func model(all []deploydb.Deployment, f deploydb.DeploymentFilter) []int64 {
+func model(all []deploydb.Deployment, f deploydb.DeploymentFilter) []deploydb.DeploymentID {
 	var rows []deploydb.Deployment
 	key := func(d deploydb.Deployment) time.Time { return d.CreatedAt }
 	switch f.OrderBy {
 	case deploydb.OrderByUpdatedAt:
 		key = func(d deploydb.Deployment) time.Time { return d.UpdatedAt }
 	case deploydb.OrderByFinishedAt:
-		key = func(d deploydb.Deployment) time.Time { return *d.FinishedAt }
+		key = func(d deploydb.Deployment) time.Time { return d.FinishedAt }
 	}
 	for _, d := range all {
 		if f.Status != "" && d.Status != f.Status || f.Environment != "" && d.Environment != f.Environment {
@@ -162,7 +164,7 @@ func TestCursorRejection(t *testing.T) {
 		mustBuild(t, svc, app.ID, deploydb.BuildPending)
 		mustDeployment(t, svc, app.ID, "production", deploydb.DeploymentDeployed)
 	}
-	p, err := svc.ListAppBuildsPaged(ctx, app.ID, deploydb.PageRequest{Size: 1})
+	p, err := svc.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: app.ID}, deploydb.PageRequest{Size: 1})
 	if err != nil || p.NextCursor == "" {
 		t.Fatalf("first page: %+v, %v", p, err)
 	}
@@ -175,7 +177,7 @@ func TestCursorRejection(t *testing.T) {
 		b[i] ^= 1
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
-	dp, err := svc.ListDeployments(ctx, app.ID, deploydb.DeploymentFilter{}, deploydb.PageRequest{Size: 1})
+	dp, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID}, deploydb.PageRequest{Size: 1})
 	if err != nil || dp.NextCursor == "" {
 		t.Fatalf("deployments page: %v", err)
 	}
@@ -188,30 +190,30 @@ func TestCursorRejection(t *testing.T) {
 		"padded":            p.NextCursor + "==",
 	}
 	for name, c := range bad {
-		if _, err := svc.ListAppBuildsPaged(ctx, app.ID, deploydb.PageRequest{Size: 1, Cursor: c}); !errors.Is(err, deploydb.ErrInvalidArgument) {
+		if _, err := svc.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: app.ID}, deploydb.PageRequest{Size: 1, Cursor: c}); !errors.Is(err, deploydb.ErrInvalidArgument) {
 			t.Errorf("%s cursor: %v, want ErrInvalidArgument", name, err)
 		}
 	}
 	foreign := map[string]func() error{
 		"other app": func() error {
-			_, err := svc.ListAppBuildsPaged(ctx, other.ID, deploydb.PageRequest{Size: 1, Cursor: p.NextCursor})
+			_, err := svc.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: other.ID}, deploydb.PageRequest{Size: 1, Cursor: p.NextCursor})
 			return err
 		},
 		"other list": func() error {
-			_, err := svc.ListAppDeploymentsPaged(ctx, app.ID, deploydb.PageRequest{Size: 1, Cursor: p.NextCursor})
+			_, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID}, deploydb.PageRequest{Size: 1, Cursor: p.NextCursor})
 			return err
 		},
 		"other filter": func() error {
-			_, err := svc.ListDeployments(ctx, app.ID, deploydb.DeploymentFilter{Environment: "production"}, deploydb.PageRequest{Size: 1, Cursor: dp.NextCursor})
+			_, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID, Environment: "production"}, deploydb.PageRequest{Size: 1, Cursor: dp.NextCursor})
 			return err
 		},
 		"other sort": func() error {
-			_, err := svc.ListDeployments(ctx, app.ID, deploydb.DeploymentFilter{Sort: deploydb.SortAsc}, deploydb.PageRequest{Size: 1, Cursor: dp.NextCursor})
+			_, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID, Sort: deploydb.SortAsc}, deploydb.PageRequest{Size: 1, Cursor: dp.NextCursor})
 			return err
 		},
 		"other secret": func() error {
 			other := deploydb.New(pool, deploydb.WithCursorSecret([]byte("another secret")))
-			_, err := other.ListAppBuildsPaged(ctx, app.ID, deploydb.PageRequest{Size: 1, Cursor: p.NextCursor})
+			_, err := other.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: app.ID}, deploydb.PageRequest{Size: 1, Cursor: p.NextCursor})
 			return err
 		},
 	}
@@ -222,7 +224,7 @@ func TestCursorRejection(t *testing.T) {
 	}
 	// The same secret on another Service (another replica) accepts it.
 	replica := deploydb.New(pool)
-	if _, err := replica.ListAppBuildsPaged(ctx, app.ID, deploydb.PageRequest{Size: 1, Cursor: p.NextCursor}); err != nil {
+	if _, err := replica.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: app.ID}, deploydb.PageRequest{Size: 1, Cursor: p.NextCursor}); err != nil {
 		t.Errorf("cursor on a second Service with the same secret: %v", err)
 	}
 }
@@ -238,16 +240,16 @@ func TestPagingWalkDuringInserts(t *testing.T) {
 	for i := range rows {
 		rows[i] = deploydb.BuildRow{AppID: app.ID, CreatedAt: time.Now().Add(-time.Duration(i%50) * time.Second)}
 	}
-	if _, err := svc.CreateBuilds(ctx, rows); err != nil {
+	if _, err := svc.CreateBuilds(ctx, deploydb.CreateBuildsParams{Rows: rows}); err != nil {
 		t.Fatal(err)
 	}
-	before, err := svc.ListAppBuilds(ctx, app.ID, 1) // sanity: table populated
+	before, err := svc.ListAppBuilds(ctx, deploydb.BuildFilter{AppID: app.ID}, 1) // sanity: table populated
 	if err != nil || len(before) != 1 {
 		t.Fatal(err)
 	}
-	existing := map[int64]bool{}
+	existing := map[deploydb.BuildID]bool{}
 	for page := (deploydb.PageRequest{Size: 100}); ; {
-		p, err := svc.ListAppBuildsPaged(ctx, app.ID, page)
+		p, err := svc.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: app.ID}, page)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,16 +275,16 @@ func TestPagingWalkDuringInserts(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := svc.CreateBuild(context.Background(), app.ID, "concurrent"); err == nil {
+				if _, _, err := svc.CreateBuild(context.Background(), deploydb.CreateBuildParams{AppID: app.ID, SourceVersion: "concurrent"}); err == nil {
 					inserted[w]++
 				}
 			}
 		}(w)
 	}
-	seen := map[int64]int{}
+	seen := map[deploydb.BuildID]int{}
 	pages := 0
 	for page := (deploydb.PageRequest{Size: 7}); ; {
-		p, err := svc.ListAppBuildsPaged(ctx, app.ID, page)
+		p, err := svc.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: app.ID}, page)
 		if err != nil {
 			t.Fatal(err)
 		}

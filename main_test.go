@@ -35,7 +35,7 @@ var nameSeq atomic.Int64
 // mustApp creates an app with a unique name.
 func mustApp(t *testing.T, svc *deploydb.Service) deploydb.App {
 	t.Helper()
-	app, err := svc.CreateApp(context.Background(), fmt.Sprintf("app-%d", nameSeq.Add(1)))
+	app, err := svc.CreateApp(context.Background(), deploydb.CreateAppParams{Name: fmt.Sprintf("app-%d", nameSeq.Add(1))})
 	if err != nil {
 		t.Fatalf("CreateApp: %v", err)
 	}
@@ -44,10 +44,10 @@ func mustApp(t *testing.T, svc *deploydb.Service) deploydb.App {
 
 // mustBuild creates a build and drives it to the given status through the
 // legal transitions.
-func mustBuild(t *testing.T, svc *deploydb.Service, appID int64, to deploydb.BuildStatus) deploydb.Build {
+func mustBuild(t *testing.T, svc *deploydb.Service, appID deploydb.AppID, to deploydb.BuildStatus) deploydb.Build {
 	t.Helper()
 	ctx := context.Background()
-	b, err := svc.CreateBuild(ctx, appID, fmt.Sprintf("v%d", nameSeq.Add(1)))
+	b, _, err := svc.CreateBuild(ctx, deploydb.CreateBuildParams{AppID: appID, SourceVersion: fmt.Sprintf("v%d", nameSeq.Add(1))})
 	if err != nil {
 		t.Fatalf("CreateBuild: %v", err)
 	}
@@ -59,7 +59,7 @@ func mustBuild(t *testing.T, svc *deploydb.Service, appID int64, to deploydb.Bui
 		deploydb.BuildCanceled:   {deploydb.BuildCanceled},
 	}[to]
 	for _, s := range path {
-		if b, err = svc.UpdateBuildStatus(ctx, b.ID, s); err != nil {
+		if b, _, err = svc.UpdateBuildStatus(ctx, b.ID, s); err != nil {
 			t.Fatalf("UpdateBuildStatus(%s): %v", s, err)
 		}
 	}
@@ -68,11 +68,11 @@ func mustBuild(t *testing.T, svc *deploydb.Service, appID int64, to deploydb.Bui
 
 // mustDeployment creates a deployment of a fresh succeeded build and drives
 // it to the given status.
-func mustDeployment(t *testing.T, svc *deploydb.Service, appID int64, env string, to deploydb.DeploymentStatus) deploydb.Deployment {
+func mustDeployment(t *testing.T, svc *deploydb.Service, appID deploydb.AppID, env string, to deploydb.DeploymentStatus) deploydb.Deployment {
 	t.Helper()
 	ctx := context.Background()
 	b := mustBuild(t, svc, appID, deploydb.BuildSucceeded)
-	d, err := svc.CreateDeployment(ctx, appID, b.ID, env)
+	d, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: appID, BuildID: b.ID, Environment: env})
 	if err != nil {
 		t.Fatalf("CreateDeployment: %v", err)
 	}
@@ -84,7 +84,7 @@ func mustDeployment(t *testing.T, svc *deploydb.Service, appID int64, env string
 		deploydb.DeploymentCanceled:   {deploydb.DeploymentCanceled},
 	}[to]
 	for _, s := range path {
-		if d, err = svc.UpdateDeploymentStatus(ctx, d.ID, s); err != nil {
+		if d, _, err = svc.UpdateDeploymentStatus(ctx, d.ID, s); err != nil {
 			t.Fatalf("UpdateDeploymentStatus(%s): %v", s, err)
 		}
 	}

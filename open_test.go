@@ -25,7 +25,7 @@ func TestOpenDefaultsAndOptions(t *testing.T) {
 	if cfg.MaxConns != db.DefaultMaxConns || cfg.ConnConfig.ConnectTimeout != db.DefaultConnectTimeout || cfg.MaxConnIdleTime != db.DefaultMaxConnIdleTime {
 		t.Errorf("defaults: max %d, connect %s, idle %s", cfg.MaxConns, cfg.ConnConfig.ConnectTimeout, cfg.MaxConnIdleTime)
 	}
-	if _, err := svc.CreateApp(ctx, "opened"); err != nil {
+	if _, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "opened"}); err != nil {
 		t.Fatal(err)
 	}
 	svc.Close()

@@ -7,29 +7,9 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/deploydb/deploydb/gen"
-	"github.com/deploydb/deploydb/status"
-)
-
-// Operation is the rollout of one deployment to one target (a cluster, a
-// region). Its state moves through the operation state machine; the parent
-// deployment's status is derived from its operations' states.
-type Operation = gen.DeploymentOperation
-
-// OperationState is the state of an operation; see package status.
-type OperationState = status.Operation
-
-// Operation states.
-const (
-	OperationPending           = status.OperationPending
-	OperationRunning           = status.OperationRunning
-	OperationWaitingForCutover = status.OperationWaitingForCutover
-	OperationCuttingOver       = status.OperationCuttingOver
-	OperationCompleted         = status.OperationCompleted
-	OperationFailed            = status.OperationFailed
-	OperationStopped           = status.OperationStopped
-	OperationReverted          = status.OperationReverted
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
 // Limits on operation input.
@@ -70,64 +50,76 @@ func checkTarget(op, t string) error {
 // transaction. The targets must be distinct valid names (at most
 // MaxTargets); otherwise, or when the build cannot be deployed, nothing is
 // written. The deployment's status is then derived from its operations.
-func (s *Service) CreateDeploymentWithTargets(ctx context.Context, appID, buildID int64, environment string, targets []string) (Deployment, []Operation, error) {
-	op := "create deployment of build " + strconv.FormatInt(buildID, 10) + " with targets"
+// created reports whether this call inserted the rows.
+func (s *Service) CreateDeploymentWithTargets(ctx context.Context, p CreateDeploymentWithTargetsParams) (d Deployment, ops []Operation, created bool, err error) {
+	op := "create deployment of build " + strconv.FormatInt(int64(p.BuildID), 10) + " with targets"
+	targets := p.Targets
 	if len(targets) == 0 {
-		return Deployment{}, nil, invalidArg(op, "at least one target is required")
+		return Deployment{}, nil, false, invalidArg(op, "at least one target is required")
 	}
 	if len(targets) > MaxTargets {
-		return Deployment{}, nil, invalidArg(op, "%d targets; at most %d are allowed", len(targets), MaxTargets)
+		return Deployment{}, nil, false, invalidArg(op, "%d targets; at most %d are allowed", len(targets), MaxTargets)
 	}
 	seen := make(map[string]bool, len(targets))
 	for _, t := range targets {
 		if err := checkTarget(op, t); err != nil {
-			return Deployment{}, nil, err
+			return Deployment{}, nil, false, err
 		}
 		if seen[t] {
-			return Deployment{}, nil, invalidArg(op, "target %q is listed twice", t)
+			return Deployment{}, nil, false, invalidArg(op, "target %q is listed twice", t)
 		}
 		seen[t] = true
 	}
-	var (
-		d   Deployment
-		ops []Operation
-	)
-	err := s.InTx(ctx, func(tx *Service) error {
+	err = s.InTx(ctx, func(tx *Service) error {
 		var err error
-		if d, err = tx.CreateDeployment(ctx, appID, buildID, environment); err != nil {
+		d, created, err = tx.CreateDeployment(ctx, CreateDeploymentParams{AppID: p.AppID, BuildID: p.BuildID, Environment: p.Environment})
+		if err != nil {
 			return err
 		}
-		ops, err = tx.q.CreateDeploymentOperations(ctx, gen.CreateDeploymentOperationsParams{DeploymentID: d.ID, Targets: targets})
-		return mapError(opWrite, op, err)
+		rows, err := tx.q.CreateDeploymentOperations(ctx, dbsqlc.CreateDeploymentOperationsParams{DeploymentID: int64(d.ID), Targets: targets})
+		if err != nil {
+			return mapError(opWrite, op, err)
+		}
+		ops = rowsTo(rows, operationFromRow)
+		return nil
 	})
 	if err != nil {
-		return Deployment{}, nil, err
+		return Deployment{}, nil, false, err
 	}
-	return d, ops, nil
+	return d, ops, created, nil
 }
 
 // GetOperation returns the operation with the given id, or ErrNotFound.
-func (s *Service) GetOperation(ctx context.Context, id int64) (Operation, error) {
-	o, err := s.q.GetOperation(ctx, id)
-	return o, mapError(opRead, "get operation "+strconv.FormatInt(id, 10), err)
+func (s *Service) GetOperation(ctx context.Context, id OperationID) (Operation, error) {
+	o, err := s.q.GetOperation(ctx, int64(id))
+	if err != nil {
+		return Operation{}, mapError(opRead, "get operation "+strconv.FormatInt(int64(id), 10), err)
+	}
+	return operationFromRow(o), nil
 }
 
 // GetOperationByDeploymentAndTarget returns a deployment's operation on a
 // target, or ErrNotFound.
-func (s *Service) GetOperationByDeploymentAndTarget(ctx context.Context, deploymentID int64, target string) (Operation, error) {
+func (s *Service) GetOperationByDeploymentAndTarget(ctx context.Context, deploymentID DeploymentID, target string) (Operation, error) {
 	const op = "get operation by deployment and target"
 	if err := checkTarget(op, target); err != nil {
 		return Operation{}, err
 	}
-	o, err := s.q.GetOperationByDeploymentAndTarget(ctx, gen.GetOperationByDeploymentAndTargetParams{DeploymentID: deploymentID, Target: target})
-	return o, mapError(opRead, op, err)
+	o, err := s.q.GetOperationByDeploymentAndTarget(ctx, dbsqlc.GetOperationByDeploymentAndTargetParams{DeploymentID: int64(deploymentID), Target: target})
+	if err != nil {
+		return Operation{}, mapError(opRead, op, err)
+	}
+	return operationFromRow(o), nil
 }
 
 // ListDeploymentOperations returns a deployment's operations ordered by
 // target (empty for a deployment without operations).
-func (s *Service) ListDeploymentOperations(ctx context.Context, deploymentID int64) ([]Operation, error) {
-	ops, err := s.q.ListDeploymentOperations(ctx, deploymentID)
-	return ops, mapError(opRead, "list deployment operations", err)
+func (s *Service) ListDeploymentOperations(ctx context.Context, deploymentID DeploymentID) ([]Operation, error) {
+	ops, err := s.q.ListDeploymentOperations(ctx, int64(deploymentID))
+	if err != nil {
+		return nil, mapError(opRead, "list deployment operations", err)
+	}
+	return rowsTo(ops, operationFromRow), nil
 }
 
 // ListActiveOperationsByTarget returns the operations under way on a target
@@ -142,8 +134,11 @@ func (s *Service) ListActiveOperationsByTarget(ctx context.Context, target strin
 	if err != nil {
 		return nil, err
 	}
-	ops, err := s.q.ListActiveOperationsByTarget(ctx, gen.ListActiveOperationsByTargetParams{Target: target, MaxRows: n})
-	return ops, mapError(opRead, op, err)
+	ops, err := s.q.ListActiveOperationsByTarget(ctx, dbsqlc.ListActiveOperationsByTargetParams{Target: target, MaxRows: n})
+	if err != nil {
+		return nil, mapError(opRead, op, err)
+	}
+	return rowsTo(ops, operationFromRow), nil
 }
 
 // TransitionOperation moves an operation to state to and, in the same
@@ -164,36 +159,36 @@ func (s *Service) ListActiveOperationsByTarget(ctx context.Context, target strin
 // (safe to retry). An illegal move returns a *TransitionError; a missing
 // operation ErrNotFound; a move that would start a second deployment of the
 // same app and environment ErrConflict.
-func (s *Service) TransitionOperation(ctx context.Context, id int64, to OperationState, lastError string) (o Operation, changed bool, err error) {
-	op := "transition operation " + strconv.FormatInt(id, 10)
+func (s *Service) TransitionOperation(ctx context.Context, id OperationID, to OperationState, lastError string) (o Operation, changed bool, err error) {
+	op := "transition operation " + strconv.FormatInt(int64(id), 10)
 	if !to.Valid() {
 		return Operation{}, false, invalidArg(op, "unknown operation state %q", truncate(string(to)))
 	}
-	var reason *string
+	var reason pgtype.Text
 	if to == OperationFailed && lastError != "" {
 		if err := checkText(op, "failure reason", lastError, MaxLastErrorLen); err != nil {
 			return Operation{}, false, err
 		}
-		reason = &lastError
+		reason = nullText(lastError)
 	}
 	err = s.InTx(ctx, func(tx *Service) error {
-		moved, err := tx.q.TransitionOperation(ctx, gen.TransitionOperationParams{ID: id, NewState: string(to), LastError: reason})
+		moved, err := tx.q.TransitionOperation(ctx, dbsqlc.TransitionOperationParams{ID: int64(id), NewState: string(to), LastError: reason})
 		if err == nil {
-			o, changed = moved, true
-			return tx.syncDeployment(ctx, op, moved.DeploymentID)
+			o, changed = operationFromRow(moved), true
+			return tx.syncDeployment(ctx, op, DeploymentID(moved.DeploymentID))
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return mapError(opWrite, op, err)
 		}
-		cur, err := tx.q.GetOperation(ctx, id)
+		cur, err := tx.q.GetOperation(ctx, int64(id))
 		switch {
 		case err != nil:
 			return mapError(opRead, op, err)
-		case cur.State == to:
-			o = cur
+		case OperationState(cur.State) == to:
+			o = operationFromRow(cur)
 			return nil
 		}
-		return &TransitionError{Entity: "operation", ID: id, From: string(cur.State), To: string(to)}
+		return &TransitionError{Entity: "operation", ID: int64(id), From: cur.State, To: string(to)}
 	})
 	if err != nil {
 		return Operation{}, false, err
@@ -201,51 +196,54 @@ func (s *Service) TransitionOperation(ctx context.Context, id int64, to Operatio
 	return o, changed, nil
 }
 
-func (s *Service) transition(ctx context.Context, id int64, to OperationState, lastError string) (Operation, error) {
-	o, _, err := s.TransitionOperation(ctx, id, to, lastError)
-	return o, err
-}
-
 // MarkStarted moves a pending operation to running.
-func (s *Service) MarkStarted(ctx context.Context, id int64) (Operation, error) {
-	return s.transition(ctx, id, OperationRunning, "")
+// It returns what TransitionOperation returns.
+func (s *Service) MarkStarted(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationRunning, "")
 }
 
 // MarkWaitingForCutover moves a running operation to waiting_for_cutover.
-func (s *Service) MarkWaitingForCutover(ctx context.Context, id int64) (Operation, error) {
-	return s.transition(ctx, id, OperationWaitingForCutover, "")
+// It returns what TransitionOperation returns.
+func (s *Service) MarkWaitingForCutover(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationWaitingForCutover, "")
 }
 
 // MarkCuttingOver moves an operation waiting for cutover to cutting_over.
-func (s *Service) MarkCuttingOver(ctx context.Context, id int64) (Operation, error) {
-	return s.transition(ctx, id, OperationCuttingOver, "")
+// It returns what TransitionOperation returns.
+func (s *Service) MarkCuttingOver(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationCuttingOver, "")
 }
 
 // MarkCompleted moves a running or cutting_over operation to completed.
-func (s *Service) MarkCompleted(ctx context.Context, id int64) (Operation, error) {
-	return s.transition(ctx, id, OperationCompleted, "")
+// It returns what TransitionOperation returns.
+func (s *Service) MarkCompleted(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationCompleted, "")
 }
 
 // MarkFailed moves an active operation to failed and records reason (at most
 // MaxLastErrorLen characters; "" records none).
-func (s *Service) MarkFailed(ctx context.Context, id int64, reason string) (Operation, error) {
-	return s.transition(ctx, id, OperationFailed, reason)
+// It returns what TransitionOperation returns.
+func (s *Service) MarkFailed(ctx context.Context, id OperationID, reason string) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationFailed, reason)
 }
 
 // Stop moves a pending, running or waiting_for_cutover operation to stopped.
-func (s *Service) Stop(ctx context.Context, id int64) (Operation, error) {
-	return s.transition(ctx, id, OperationStopped, "")
+// It returns what TransitionOperation returns.
+func (s *Service) Stop(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationStopped, "")
 }
 
 // Retry moves a failed operation (attempt + 1, last_error kept) or a stopped
 // one back to pending, where it can be claimed again.
-func (s *Service) Retry(ctx context.Context, id int64) (Operation, error) {
-	return s.transition(ctx, id, OperationPending, "")
+// It returns what TransitionOperation returns.
+func (s *Service) Retry(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationPending, "")
 }
 
 // Revert moves a completed operation to reverted.
-func (s *Service) Revert(ctx context.Context, id int64) (Operation, error) {
-	return s.transition(ctx, id, OperationReverted, "")
+// It returns what TransitionOperation returns.
+func (s *Service) Revert(ctx context.Context, id OperationID) (o Operation, changed bool, err error) {
+	return s.TransitionOperation(ctx, id, OperationReverted, "")
 }
 
 // ClaimNextOperation atomically takes the oldest pending operation on a
@@ -268,14 +266,14 @@ func (s *Service) ClaimNextOperation(ctx context.Context, target, worker string)
 	}
 	var o Operation
 	err := s.InTx(ctx, func(tx *Service) error {
-		var err error
-		o, err = tx.q.ClaimNextOperation(ctx, gen.ClaimNextOperationParams{Target: target, Worker: worker})
+		row, err := tx.q.ClaimNextOperation(ctx, dbsqlc.ClaimNextOperationParams{Target: target, Worker: worker})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return &Error{Kind: ErrNotFound, Op: op, Msg: "no claimable operation", Err: err}
 		}
 		if err != nil {
 			return mapError(opWrite, op, err)
 		}
+		o = operationFromRow(row)
 		return tx.syncDeployment(ctx, op, o.DeploymentID)
 	})
 	if err != nil {
@@ -287,19 +285,19 @@ func (s *Service) ClaimNextOperation(ctx context.Context, target, worker string)
 // DeleteDeploymentOperations deletes every operation of a deployment and
 // returns how many there were. The deployment keeps its current status and
 // from then on follows the manual lifecycle.
-func (s *Service) DeleteDeploymentOperations(ctx context.Context, deploymentID int64) (int64, error) {
-	n, err := s.q.DeleteDeploymentOperations(ctx, deploymentID)
-	return n, mapError(opDelete, "delete operations of deployment "+strconv.FormatInt(deploymentID, 10), err)
+func (s *Service) DeleteDeploymentOperations(ctx context.Context, deploymentID DeploymentID) (int64, error) {
+	n, err := s.q.DeleteDeploymentOperations(ctx, int64(deploymentID))
+	return n, mapError(opDelete, "delete operations of deployment "+strconv.FormatInt(int64(deploymentID), 10), err)
 }
 
 // syncDeployment locks a deployment and stores the status derived from its
 // operations. It must run in the transaction that changed an operation.
-func (s *Service) syncDeployment(ctx context.Context, op string, deploymentID int64) error {
-	d, err := s.q.LockDeployment(ctx, deploymentID)
+func (s *Service) syncDeployment(ctx context.Context, op string, deploymentID DeploymentID) error {
+	d, err := s.q.LockDeployment(ctx, int64(deploymentID))
 	if err != nil {
 		return mapError(opRead, op, err)
 	}
-	rows, err := s.q.ListDeploymentOperationStates(ctx, deploymentID)
+	rows, err := s.q.ListDeploymentOperationStates(ctx, int64(deploymentID))
 	if err != nil {
 		return mapError(opRead, op, err)
 	}
@@ -308,15 +306,15 @@ func (s *Service) syncDeployment(ctx context.Context, op string, deploymentID in
 	}
 	states := make([]OperationState, len(rows))
 	for i, r := range rows {
-		states[i] = r.State
+		states[i] = OperationState(r.State)
 	}
 	st := DeriveDeploymentStatus(states...)
 	started, finished := deriveTimestamps(st, rows)
-	if d.Status == st && sameTime(d.StartedAt, started) && sameTime(d.FinishedAt, finished) {
+	if DeploymentStatus(d.Status) == st && timeOf(d.StartedAt).Equal(started) && timeOf(d.FinishedAt).Equal(finished) {
 		return nil // nothing to write
 	}
-	_, err = s.q.SetDerivedDeploymentStatus(ctx, gen.SetDerivedDeploymentStatusParams{
-		ID: deploymentID, Status: st, StartedAt: started, FinishedAt: finished,
+	_, err = s.q.SetDerivedDeploymentStatus(ctx, dbsqlc.SetDerivedDeploymentStatusParams{
+		ID: int64(deploymentID), Status: string(st), StartedAt: nullTime(started), FinishedAt: nullTime(finished),
 	})
 	if err != nil {
 		return mapError(opWrite, fmt.Sprintf("%s: set deployment %d status to %s", op, deploymentID, st), err)

@@ -60,17 +60,17 @@ func uniqueEnv() string {
 
 // mustRollout creates a deployment with the given targets of a fresh
 // succeeded build.
-func mustRollout(t *testing.T, svc *deploydb.Service, appID int64, targets ...string) (deploydb.Deployment, []deploydb.Operation) {
+func mustRollout(t *testing.T, svc *deploydb.Service, appID deploydb.AppID, targets ...string) (deploydb.Deployment, []deploydb.Operation) {
 	t.Helper()
 	b := mustBuild(t, svc, appID, deploydb.BuildSucceeded)
-	d, ops, err := svc.CreateDeploymentWithTargets(context.Background(), appID, b.ID, uniqueEnv(), targets)
+	d, ops, _, err := svc.CreateDeploymentWithTargets(context.Background(), deploydb.CreateDeploymentWithTargetsParams{AppID: appID, BuildID: b.ID, Environment: uniqueEnv(), Targets: targets})
 	if err != nil {
 		t.Fatalf("CreateDeploymentWithTargets: %v", err)
 	}
 	return d, ops
 }
 
-func driveTo(t *testing.T, svc *deploydb.Service, id int64, to deploydb.OperationState) deploydb.Operation {
+func driveTo(t *testing.T, svc *deploydb.Service, id deploydb.OperationID, to deploydb.OperationState) deploydb.Operation {
 	t.Helper()
 	o, err := svc.GetOperation(context.Background(), id)
 	if err != nil {
@@ -86,7 +86,7 @@ func driveTo(t *testing.T, svc *deploydb.Service, id int64, to deploydb.Operatio
 
 // checkDerived asserts that the deployment's stored status equals the one
 // derived from its operations.
-func checkDerived(t *testing.T, svc *deploydb.Service, deploymentID int64) deploydb.Deployment {
+func checkDerived(t *testing.T, svc *deploydb.Service, deploymentID deploydb.DeploymentID) deploydb.Deployment {
 	t.Helper()
 	ctx := context.Background()
 	d, err := svc.GetDeployment(ctx, deploymentID)
@@ -114,7 +114,7 @@ func TestCreateDeploymentWithTargets(t *testing.T) {
 	app := mustApp(t, svc)
 	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
 
-	d, ops, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "production", []string{"us-east-1", "eu-west-1", "ap.south.1"})
+	d, ops, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "production", Targets: []string{"us-east-1", "eu-west-1", "ap.south.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestCreateDeploymentWithTargets(t *testing.T) {
 		t.Fatalf("got %+v with %d operations", d, len(ops))
 	}
 	for _, o := range ops {
-		if o.DeploymentID != d.ID || o.State != deploydb.OperationPending || o.Attempt != 1 || o.StartedAt != nil || o.ClaimedBy != nil {
+		if o.DeploymentID != d.ID || o.State != deploydb.OperationPending || o.Attempt != 1 || !o.StartedAt.IsZero() || o.ClaimedBy != "" {
 			t.Fatalf("unexpected operation %+v", o)
 		}
 	}
@@ -148,35 +148,35 @@ func TestCreateDeploymentWithTargets(t *testing.T) {
 	failed := mustBuild(t, svc, app.ID, deploydb.BuildFailed)
 	bad := map[string]func() error{
 		"no targets": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", nil)
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: nil})
 			return err
 		},
 		"duplicate target": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", []string{"a", "b", "a"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: []string{"a", "b", "a"}})
 			return err
 		},
 		"uppercase target": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", []string{"a", "EU"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: []string{"a", "EU"}})
 			return err
 		},
 		"empty target": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", []string{""})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: []string{""}})
 			return err
 		},
 		"too many targets": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", make([]string, deploydb.MaxTargets+1))
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: make([]string, deploydb.MaxTargets+1)})
 			return err
 		},
 		"failed build": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, failed.ID, "staging", []string{"a"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: failed.ID, Environment: "staging", Targets: []string{"a"}})
 			return err
 		},
 		"bad environment": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "Staging", []string{"a"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "Staging", Targets: []string{"a"}})
 			return err
 		},
 		"target with space": func() error {
-			_, _, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "staging", []string{"a b"})
+			_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "staging", Targets: []string{"a b"}})
 			return err
 		},
 	}
@@ -233,7 +233,7 @@ func TestOperationTransitions(t *testing.T) {
 	}
 	running := driveTo(t, svc, ops[0].ID, deploydb.OperationRunning)
 	for _, reason := range []string{strings.Repeat("x", deploydb.MaxLastErrorLen+1), "a\x00b", "\xff"} {
-		if _, err := svc.MarkFailed(ctx, running.ID, reason); !errors.Is(err, deploydb.ErrInvalidArgument) {
+		if _, _, err := svc.MarkFailed(ctx, running.ID, reason); !errors.Is(err, deploydb.ErrInvalidArgument) {
 			t.Errorf("MarkFailed(%.10q): %v", reason, err)
 		}
 	}
@@ -250,28 +250,24 @@ func checkOperationMove(t *testing.T, from, to deploydb.OperationState, before, 
 	}
 	switch {
 	case to == deploydb.OperationFailed:
-		if got.LastError == nil || *got.LastError != "boom" {
+		if got.LastError != "boom" {
 			t.Errorf("%s -> failed: last_error %v", from, got.LastError)
 		}
-	case !sameString(got.LastError, before.LastError):
+	case got.LastError != before.LastError:
 		t.Errorf("%s -> %s: last_error changed from %v to %v", from, to, before.LastError, got.LastError)
 	}
-	if before.StartedAt != nil && !got.StartedAt.Equal(*before.StartedAt) {
+	if !before.StartedAt.IsZero() && !got.StartedAt.Equal(before.StartedAt) {
 		t.Errorf("%s -> %s: started_at moved", from, to)
 	}
-	if to == deploydb.OperationRunning && got.StartedAt == nil {
+	if to == deploydb.OperationRunning && got.StartedAt.IsZero() {
 		t.Errorf("%s -> running: started_at not set", from)
 	}
-	if to.Finished() != (got.FinishedAt != nil) {
+	if to.Finished() != (!got.FinishedAt.IsZero()) {
 		t.Errorf("%s -> %s: finished_at = %v", from, to, got.FinishedAt)
 	}
-	if to == deploydb.OperationPending && (got.ClaimedBy != nil || got.ClaimedAt != nil) {
+	if to == deploydb.OperationPending && (got.ClaimedBy != "" || !got.ClaimedAt.IsZero()) {
 		t.Errorf("%s -> pending: claim kept", from)
 	}
-}
-
-func sameString(a, b *string) bool {
-	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 func TestRetryKeepsErrorAndCountsAttempts(t *testing.T) {
@@ -282,24 +278,24 @@ func TestRetryKeepsErrorAndCountsAttempts(t *testing.T) {
 	d, ops := mustRollout(t, svc, app.ID, "cluster-a")
 	id := ops[0].ID
 	for attempt := int32(1); attempt <= 3; attempt++ {
-		if _, err := svc.MarkStarted(ctx, id); err != nil {
+		if _, _, err := svc.MarkStarted(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		o, err := svc.MarkFailed(ctx, id, fmt.Sprintf("attempt %d: image pull failed", attempt))
+		o, _, err := svc.MarkFailed(ctx, id, fmt.Sprintf("attempt %d: image pull failed", attempt))
 		if err != nil || o.Attempt != attempt {
 			t.Fatalf("attempt %d: %+v, %v", attempt, o, err)
 		}
-		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentFailed || dd.FinishedAt == nil {
+		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentFailed || dd.FinishedAt.IsZero() {
 			t.Fatalf("deployment after failure: %+v", dd)
 		}
-		if o, err = svc.Retry(ctx, id); err != nil || o.Attempt != attempt+1 || o.LastError == nil || !strings.HasPrefix(*o.LastError, fmt.Sprint("attempt ", attempt)) {
+		if o, _, err = svc.Retry(ctx, id); err != nil || o.Attempt != attempt+1 || o.LastError == "" || !strings.HasPrefix(o.LastError, fmt.Sprint("attempt ", attempt)) {
 			t.Fatalf("retry %d: %+v, %v", attempt, o, err)
 		}
 		// A repeated Retry is a no-op: the attempt is not counted twice.
-		if again, err := svc.Retry(ctx, id); err != nil || again.Attempt != attempt+1 {
+		if again, _, err := svc.Retry(ctx, id); err != nil || again.Attempt != attempt+1 {
 			t.Fatalf("repeated retry: %+v, %v", again, err)
 		}
-		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentPending || dd.FinishedAt != nil || dd.StartedAt == nil {
+		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentPending || !dd.FinishedAt.IsZero() || dd.StartedAt.IsZero() {
 			t.Fatalf("deployment after retry: %+v", dd)
 		}
 	}
@@ -312,7 +308,7 @@ func TestManualStatusRefusedForRollouts(t *testing.T) {
 	app := mustApp(t, svc)
 	d, _ := mustRollout(t, svc, app.ID, "a", "b")
 	for _, to := range []deploydb.DeploymentStatus{deploydb.DeploymentInProgress, deploydb.DeploymentCanceled, deploydb.DeploymentPending} {
-		_, err := svc.UpdateDeploymentStatus(ctx, d.ID, to)
+		_, _, err := svc.UpdateDeploymentStatus(ctx, d.ID, to)
 		if !errors.Is(err, deploydb.ErrConflict) || !strings.Contains(err.Error(), "operations") {
 			t.Errorf("manual %s on a rollout: %v, want ErrConflict explaining the operations", to, err)
 		}
@@ -322,7 +318,7 @@ func TestManualStatusRefusedForRollouts(t *testing.T) {
 		t.Fatalf("DeleteDeploymentOperations = %d, %v", n, err)
 	}
 	// Without operations the deployment follows the manual lifecycle again.
-	if _, err := svc.UpdateDeploymentStatus(ctx, d.ID, deploydb.DeploymentInProgress); err != nil {
+	if _, _, err := svc.UpdateDeploymentStatus(ctx, d.ID, deploydb.DeploymentInProgress); err != nil {
 		t.Fatalf("manual start after deleting the operations: %v", err)
 	}
 }
@@ -341,14 +337,14 @@ func TestRolloutScenario(t *testing.T) {
 		want deploydb.DeploymentStatus
 	}{
 		{func() error { _, err := svc.ClaimNextOperation(ctx, "eu", "worker-1"); return err }, deploydb.DeploymentInProgress},
-		{func() error { _, err := svc.MarkWaitingForCutover(ctx, eu); return err }, deploydb.DeploymentInProgress},
-		{func() error { _, err := svc.MarkCuttingOver(ctx, eu); return err }, deploydb.DeploymentInProgress},
-		{func() error { _, err := svc.MarkCompleted(ctx, eu); return err }, deploydb.DeploymentInProgress}, // us still pending
-		{func() error { _, err := svc.Stop(ctx, us); return err }, deploydb.DeploymentCanceled},
-		{func() error { _, err := svc.Retry(ctx, us); return err }, deploydb.DeploymentInProgress}, // resumed
-		{func() error { _, err := svc.MarkStarted(ctx, us); return err }, deploydb.DeploymentInProgress},
-		{func() error { _, err := svc.MarkCompleted(ctx, us); return err }, deploydb.DeploymentDeployed},
-		{func() error { _, err := svc.Revert(ctx, us); return err }, deploydb.DeploymentCanceled},
+		{func() error { _, _, err := svc.MarkWaitingForCutover(ctx, eu); return err }, deploydb.DeploymentInProgress},
+		{func() error { _, _, err := svc.MarkCuttingOver(ctx, eu); return err }, deploydb.DeploymentInProgress},
+		{func() error { _, _, err := svc.MarkCompleted(ctx, eu); return err }, deploydb.DeploymentInProgress}, // us still pending
+		{func() error { _, _, err := svc.Stop(ctx, us); return err }, deploydb.DeploymentCanceled},
+		{func() error { _, _, err := svc.Retry(ctx, us); return err }, deploydb.DeploymentInProgress}, // resumed
+		{func() error { _, _, err := svc.MarkStarted(ctx, us); return err }, deploydb.DeploymentInProgress},
+		{func() error { _, _, err := svc.MarkCompleted(ctx, us); return err }, deploydb.DeploymentDeployed},
+		{func() error { _, _, err := svc.Revert(ctx, us); return err }, deploydb.DeploymentCanceled},
 	}
 	for i, s := range steps {
 		if err := s.do(); err != nil {
@@ -359,7 +355,7 @@ func TestRolloutScenario(t *testing.T) {
 		}
 	}
 	o, _ := svc.GetOperation(ctx, eu)
-	if o.ClaimedBy == nil || *o.ClaimedBy != "worker-1" || o.ClaimedAt == nil {
+	if o.ClaimedBy == "" || o.ClaimedBy != "worker-1" || o.ClaimedAt.IsZero() {
 		t.Fatalf("claim not recorded: %+v", o)
 	}
 	active, err := svc.ListActiveOperationsByTarget(ctx, "eu", 10)
@@ -403,21 +399,21 @@ func TestClaimNextOperation(t *testing.T) {
 	// An operation whose deployment cannot start (same app and environment
 	// in progress) is passed over.
 	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
-	busy, busyOps, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "blocked", []string{"x"})
+	busy, busyOps, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "blocked", Targets: []string{"x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.ClaimNextOperation(ctx, "x", "w"); err != nil {
 		t.Fatal(err)
 	}
-	_, waiting, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, "blocked", []string{"x"})
+	_, waiting, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "blocked", Targets: []string{"x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.ClaimNextOperation(ctx, "x", "w"); !errors.Is(err, deploydb.ErrNotFound) {
 		t.Fatalf("claim behind an in-progress deployment: %v, want ErrNotFound", err)
 	}
-	if _, err := svc.MarkCompleted(ctx, busyOps[0].ID); err != nil {
+	if _, _, err := svc.MarkCompleted(ctx, busyOps[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	checkDerived(t, svc, busy.ID)
@@ -435,9 +431,9 @@ func TestClaimRace(t *testing.T) {
 	const workers, n = 8, 200
 	app := mustApp(t, svc)
 	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
-	want := map[int64]bool{}
+	want := map[deploydb.OperationID]bool{}
 	for i := 0; i < n; i++ {
-		_, ops, err := svc.CreateDeploymentWithTargets(ctx, app.ID, b.ID, fmt.Sprintf("env-%d", i), []string{"shared-target"})
+		_, ops, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: fmt.Sprintf("env-%d", i), Targets: []string{"shared-target"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +441,7 @@ func TestClaimRace(t *testing.T) {
 	}
 	var (
 		mu     sync.Mutex
-		claims = map[int64]int{}
+		claims = map[deploydb.OperationID]int{}
 		perW   = make([]int, workers)
 		errs   []error
 		start  = make(chan struct{})

@@ -74,7 +74,7 @@ func TestReliabilityR1RestartUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	app, err := svc.CreateApp(ctx, "r1")
+	app, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "r1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestReliabilityR1RestartUnderLoad(t *testing.T) {
 
 	var (
 		mu                    sync.Mutex
-		acked                 []int64
+		acked                 []deploydb.DeploymentID
 		errs                  []time.Time
 		stop                  atomic.Bool
 		wg                    sync.WaitGroup
@@ -95,7 +95,7 @@ func TestReliabilityR1RestartUnderLoad(t *testing.T) {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
 				cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-				d, err := svc.CreateDeployment(cctx, app.ID, build.ID, fmt.Sprintf("w%d-%d", w, i))
+				d, _, err := svc.CreateDeployment(cctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: build.ID, Environment: fmt.Sprintf("w%d-%d", w, i)})
 				ccancel()
 				now := time.Now()
 				mu.Lock()
@@ -208,7 +208,10 @@ func TestReliabilityR2BackendTermination(t *testing.T) {
 	var load sync.WaitGroup
 	for i := 0; i < size*4; i++ {
 		load.Add(1)
-		go func() { defer load.Done(); _, _ = svc.ListAppDeployments(ctx, app.ID, 10) }()
+		go func() {
+			defer load.Done()
+			_, _ = svc.ListAppDeployments(ctx, deploydb.DeploymentFilter{AppID: app.ID}, 10)
+		}()
 	}
 	load.Wait()
 	total := pool.Stat().TotalConns()
@@ -304,7 +307,7 @@ func TestReliabilityR4SustainedRolloutLoad(t *testing.T) {
 		for j := range ts {
 			ts[j] = targets[(start+j)%len(targets)]
 		}
-		_, _, err := svc.CreateDeploymentWithTargets(ctx, apps[a].ID, builds[a].ID, fmt.Sprintf("env-%d", i%10), ts)
+		_, _, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: apps[a].ID, BuildID: builds[a].ID, Environment: fmt.Sprintf("env-%d", i%10), Targets: ts})
 		return err
 	}
 	for ; created < deployments; created++ {

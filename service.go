@@ -8,17 +8,30 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/deploydb/deploydb/gen"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 	"github.com/deploydb/deploydb/internal/pgconf"
 )
 
 // conn is what a Service runs its statements on: a pool, or a transaction
 // inside InTx.
 type conn interface {
-	gen.DBTX
+	dbsqlc.DBTX
 	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Querier runs SQL of the caller's own: it is what Service.Conn returns, and
+// is satisfied by *pgxpool.Pool, *pgx.Conn and pgx.Tx.
+type Querier interface {
+	// Exec runs a statement that returns no rows.
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	// Query runs a statement that returns rows.
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	// QueryRow runs a statement that returns at most one row; its error is
+	// reported by Scan.
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // Service is deploydb's typed data layer. It is safe for concurrent use. A
@@ -29,7 +42,7 @@ type Service struct {
 	root    retryPool // statements outside transactions
 	conn    conn      // root, or tx inside InTx
 	tx      pgx.Tx    // nil outside InTx
-	q       *gen.Queries
+	q       *dbsqlc.Queries
 	cursors cursorCodec
 	stats   *counters
 	ownPool bool
@@ -122,7 +135,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Service {
 	o := buildOptions(opts)
 	stats := new(counters)
 	root := retryPool{pool: pool, stats: stats}
-	return &Service{pool: pool, root: root, conn: root, q: gen.New(root), cursors: cursorCodec{secret: o.cursorSecret}, stats: stats}
+	return &Service{pool: pool, root: root, conn: root, q: dbsqlc.New(root), cursors: cursorCodec{secret: o.cursorSecret}, stats: stats}
 }
 
 // Close closes the pool if Open created it.
@@ -135,15 +148,10 @@ func (s *Service) Close() {
 // Pool returns the underlying pool.
 func (s *Service) Pool() *pgxpool.Pool { return s.pool }
 
-// Queries returns the sqlc-generated queries bound to this Service's pool
-// or transaction, for queries the Service does not wrap. They return raw
-// driver errors.
-func (s *Service) Queries() *gen.Queries { return s.q }
-
 // Conn returns what this Service runs statements on: inside InTx the
 // transaction, otherwise the pool. Use it to run SQL of your own in the same
 // transaction as Service calls.
-func (s *Service) Conn() gen.DBTX { return s.conn }
+func (s *Service) Conn() Querier { return s.conn }
 
 // Isolation is a transaction isolation level.
 type Isolation string
@@ -168,8 +176,7 @@ type TxOptions struct {
 	ReadOnly bool
 	// LockTimeout and StatementTimeout, when positive, set lock_timeout and
 	// statement_timeout for this transaction only.
-	LockTimeout      time.Duration
-	StatementTimeout time.Duration
+	LockTimeout, StatementTimeout time.Duration
 	// MaxAttempts bounds how often the transaction runs when it fails on a
 	// serialization failure (40001) or a deadlock (40P01); 0 means
 	// DefaultTxAttempts and 1 disables retries.

@@ -18,23 +18,23 @@ func TestInTx(t *testing.T) {
 	var committed deploydb.App
 	err := svc.InTx(ctx, func(tx *deploydb.Service) error {
 		var err error
-		committed, err = tx.CreateApp(ctx, "tx-commit")
+		committed, err = tx.CreateApp(ctx, deploydb.CreateAppParams{Name: "tx-commit"})
 		if err != nil {
 			return err
 		}
-		_, err = tx.CreateBuild(ctx, committed.ID, "v1")
+		_, _, err = tx.CreateBuild(ctx, deploydb.CreateBuildParams{AppID: committed.ID, SourceVersion: "v1"})
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := svc.ListAppBuilds(ctx, committed.ID, 10); err != nil || len(b) != 1 {
+	if b, err := svc.ListAppBuilds(ctx, deploydb.BuildFilter{AppID: committed.ID}, 10); err != nil || len(b) != 1 {
 		t.Fatalf("after commit: %d builds, %v", len(b), err)
 	}
 
 	boom := errors.New("boom")
 	err = svc.InTx(ctx, func(tx *deploydb.Service) error {
-		if _, err := tx.CreateApp(ctx, "tx-rollback"); err != nil {
+		if _, err := tx.CreateApp(ctx, deploydb.CreateAppParams{Name: "tx-rollback"}); err != nil {
 			return err
 		}
 		return boom
@@ -53,7 +53,7 @@ func TestInTx(t *testing.T) {
 			}
 		}()
 		_ = svc.InTx(ctx, func(tx *deploydb.Service) error {
-			if _, err := tx.CreateApp(ctx, "tx-panic"); err != nil {
+			if _, err := tx.CreateApp(ctx, deploydb.CreateAppParams{Name: "tx-panic"}); err != nil {
 				return err
 			}
 			panic("callback panicked")
@@ -67,13 +67,13 @@ func TestInTx(t *testing.T) {
 	// a nested InTx (savepoint) can fail without aborting the outer one.
 	err = svc.InTx(ctx, func(tx *deploydb.Service) error {
 		nested := tx.InTx(ctx, func(inner *deploydb.Service) error {
-			_, err := inner.CreateApp(ctx, "tx-commit") // duplicate
+			_, err := inner.CreateApp(ctx, deploydb.CreateAppParams{Name: "tx-commit"}) // duplicate
 			return err
 		})
 		if !errors.Is(nested, deploydb.ErrConflict) {
 			t.Errorf("nested duplicate: %v, want ErrConflict", nested)
 		}
-		_, err := tx.CreateApp(ctx, "tx-after-savepoint")
+		_, err := tx.CreateApp(ctx, deploydb.CreateAppParams{Name: "tx-after-savepoint"})
 		return err
 	})
 	if err != nil {
@@ -90,7 +90,7 @@ func TestContextDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	<-ctx.Done()
-	_, err := svc.CreateApp(ctx, "too-late")
+	_, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "too-late"})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("CreateApp: %v, want an error wrapping context.DeadlineExceeded", err)
 	}

@@ -2,7 +2,6 @@ package deploydb
 
 import (
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -72,11 +71,4 @@ func checkID(op, what string, id int64) error {
 func limitRows(op string, n int) (int32, error) {
 	size, err := pageSize(op, n)
 	return int32(size), err
-}
-
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	return a.Equal(*b)
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deploydb/deploydb"
-	"github.com/deploydb/deploydb/gen"
 	"github.com/deploydb/deploydb/internal/seed"
 )
 
@@ -31,7 +30,7 @@ type fixtures struct {
 	w4Pool []int64 // pending deployments without operations
 
 	w5Apps map[string]int64 // impl -> app its bulk inserts go to
-	w5Rows []gen.CreateBuildsParams
+	w5Rows []deploydb.BuildRow
 }
 
 type w3Pair struct{ app, build int64 }
@@ -71,7 +70,7 @@ func prepareFixtures(ctx context.Context, pool *pgxpool.Pool, sizes seed.Config,
 			return nil, fmt.Errorf("depth %d: %w", d, err)
 		}
 		for ; walked < d; walked += pageSize {
-			page, err := svc.ListDeployments(ctx, f.hotApp, deploydb.DeploymentFilter{}, deploydb.PageRequest{Size: pageSize, Cursor: cursor})
+			page, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: deploydb.AppID(f.hotApp)}, deploydb.PageRequest{Size: pageSize, Cursor: cursor})
 			if err != nil {
 				return nil, fmt.Errorf("walk to depth %d: %w", d, err)
 			}
@@ -144,8 +143,8 @@ func prepareFixtures(ctx context.Context, pool *pgxpool.Pool, sizes seed.Config,
 		sv := fmt.Sprintf("%040x", uint64(i)*0x9E3779B97F4A7C15)
 		at := base.Add(time.Duration(i) * time.Second)
 		started, finished := at.Add(10*time.Second), at.Add(5*time.Minute)
-		f.w5Rows = append(f.w5Rows, gen.CreateBuildsParams{SourceVersion: &sv, Status: "succeeded",
-			CreatedAt: at, UpdatedAt: finished, StartedAt: &started, FinishedAt: &finished})
+		f.w5Rows = append(f.w5Rows, deploydb.BuildRow{SourceVersion: sv, Status: deploydb.BuildSucceeded,
+			CreatedAt: at, UpdatedAt: finished, StartedAt: started, FinishedAt: finished})
 	}
 	if _, err := pool.Exec(ctx, "VACUUM (ANALYZE) apps, builds, deployments"); err != nil {
 		return nil, err
@@ -162,10 +161,10 @@ func depthName(d int) string {
 }
 
 // w5RowsFor returns the W5 rows with the app of impl.
-func (f *fixtures) w5RowsFor(impl string) []gen.CreateBuildsParams {
-	rows := append([]gen.CreateBuildsParams(nil), f.w5Rows...)
+func (f *fixtures) w5RowsFor(impl string) []deploydb.BuildRow {
+	rows := append([]deploydb.BuildRow(nil), f.w5Rows...)
 	for i := range rows {
-		rows[i].AppID = f.w5Apps[impl]
+		rows[i].AppID = deploydb.AppID(f.w5Apps[impl])
 	}
 	return rows
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
@@ -21,8 +22,7 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/deploydb/deploydb"
-	"github.com/deploydb/deploydb/gen"
-	"github.com/deploydb/deploydb/status"
+	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
 // pageArgs is one W2 page: the app, the keyset position the page starts
@@ -48,13 +48,13 @@ type impl interface {
 	// W1
 	getDeploymentWithBuild(ctx context.Context, id int64, out *deploydb.DeploymentWithBuild) error
 	// W2 (keyset)
-	listPage(ctx context.Context, p *pageArgs, out *[]gen.Deployment) error
+	listPage(ctx context.Context, p *pageArgs, out *[]deploydb.Deployment) error
 	// W3
-	createDeployment(ctx context.Context, app, build int64, env string, out *gen.Deployment) error
+	createDeployment(ctx context.Context, app, build int64, env string, out *deploydb.Deployment) error
 	// W4: pending -> canceled; an error unless exactly one row changed.
-	cancelDeployment(ctx context.Context, id int64, out *gen.Deployment) error
+	cancelDeployment(ctx context.Context, id int64, out *deploydb.Deployment) error
 	// W5: rows prepared by prepareBuilds, outside the timing.
-	prepareBuilds(rows []gen.CreateBuildsParams) any
+	prepareBuilds(rows []deploydb.BuildRow) any
 	insertBuilds(ctx context.Context, prepared any) (int64, error)
 	// warm opens n connections at once, so that no timed operation waits
 	// for one.
@@ -74,15 +74,15 @@ type serviceImpl struct {
 func (serviceImpl) name() string { return "deploydb" }
 
 func (s serviceImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *deploydb.DeploymentWithBuild) error {
-	r, err := s.svc.GetDeploymentWithBuild(ctx, id)
+	r, err := s.svc.GetDeploymentWithBuild(ctx, deploydb.DeploymentID(id))
 	if out != nil {
 		*out = r
 	}
 	return err
 }
 
-func (s serviceImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deployment) error {
-	page, err := s.svc.ListDeployments(ctx, p.app, deploydb.DeploymentFilter{}, deploydb.PageRequest{Size: pageSize, Cursor: p.cursor})
+func (s serviceImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.Deployment) error {
+	page, err := s.svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: deploydb.AppID(p.app)}, deploydb.PageRequest{Size: pageSize, Cursor: p.cursor})
 	if err == nil && page.NextCursor == "" && len(page.Items) == pageSize {
 		return errors.New("a full page without a next cursor")
 	}
@@ -92,17 +92,17 @@ func (s serviceImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deplo
 	return err
 }
 
-func (s serviceImpl) createDeployment(ctx context.Context, app, build int64, env string, out *gen.Deployment) error {
-	d, err := s.svc.CreateDeployment(ctx, app, build, env)
+func (s serviceImpl) createDeployment(ctx context.Context, app, build int64, env string, out *deploydb.Deployment) error {
+	d, _, err := s.svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: deploydb.AppID(app), BuildID: deploydb.BuildID(build), Environment: env})
 	if out != nil {
 		*out = d
 	}
 	return err
 }
 
-func (s serviceImpl) cancelDeployment(ctx context.Context, id int64, out *gen.Deployment) error {
-	d, err := s.svc.UpdateDeploymentStatus(ctx, id, deploydb.DeploymentCanceled)
-	if err == nil && (d.ID != id || d.Status != status.DeploymentCanceled) {
+func (s serviceImpl) cancelDeployment(ctx context.Context, id int64, out *deploydb.Deployment) error {
+	d, _, err := s.svc.UpdateDeploymentStatus(ctx, deploydb.DeploymentID(id), deploydb.DeploymentCanceled)
+	if err == nil && (int64(d.ID) != id || d.Status != deploydb.DeploymentCanceled) {
 		err = errNotOneRow
 	}
 	if out != nil {
@@ -111,68 +111,95 @@ func (s serviceImpl) cancelDeployment(ctx context.Context, id int64, out *gen.De
 	return err
 }
 
-func (serviceImpl) prepareBuilds(rows []gen.CreateBuildsParams) any {
-	return append([]gen.CreateBuildsParams(nil), rows...)
+func (serviceImpl) prepareBuilds(rows []deploydb.BuildRow) any {
+	return append([]deploydb.BuildRow(nil), rows...)
 }
 
 func (s serviceImpl) insertBuilds(ctx context.Context, prepared any) (int64, error) {
-	return s.svc.CreateBuilds(ctx, prepared.([]gen.CreateBuildsParams))
+	return s.svc.CreateBuilds(ctx, deploydb.CreateBuildsParams{Rows: prepared.([]deploydb.BuildRow)})
 }
 
 func (s serviceImpl) warm(ctx context.Context, n int) error { return warmPgx(ctx, s.pool, n) }
 func (s serviceImpl) close()                                { s.pool.Close() }
 
-// --- sqlc's gen package directly ---
+// --- deploydb's sqlc package (internal/dbsqlc) directly ---
 
 type genImpl struct {
 	pool *pgxpool.Pool
-	q    *gen.Queries
+	q    *dbsqlc.Queries
 }
 
-func (genImpl) name() string { return "gen" }
+func (genImpl) name() string { return "sqlc" }
+
+func genDeployment(d dbsqlc.Deployment) deploydb.Deployment {
+	return deploydb.Deployment{ID: deploydb.DeploymentID(d.ID), AppID: deploydb.AppID(d.AppID), BuildID: deploydb.BuildID(d.BuildID), Environment: d.Environment,
+		Status: deploydb.DeploymentStatus(d.Status), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		StartedAt: pgTime(d.StartedAt), FinishedAt: pgTime(d.FinishedAt)}
+}
+
+func genBuild(b dbsqlc.Build) deploydb.Build {
+	return deploydb.Build{ID: deploydb.BuildID(b.ID), AppID: deploydb.AppID(b.AppID), SourceVersion: b.SourceVersion.String, Status: deploydb.BuildStatus(b.Status),
+		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, StartedAt: pgTime(b.StartedAt), FinishedAt: pgTime(b.FinishedAt)}
+}
+
+func pgTime(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time
+}
 
 func (g genImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *deploydb.DeploymentWithBuild) error {
 	r, err := g.q.GetDeploymentWithBuild(ctx, id)
 	if out != nil {
-		*out = deploydb.DeploymentWithBuild{Deployment: r.Deployment, Build: r.Build}
+		*out = deploydb.DeploymentWithBuild{Deployment: genDeployment(r.Deployment), Build: genBuild(r.Build)}
 	}
 	return err
 }
 
-func (g genImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deployment) error {
-	rows, err := g.q.ListAppDeploymentsPaged(ctx, gen.ListAppDeploymentsPagedParams{
+func (g genImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.Deployment) error {
+	rows, err := g.q.ListAppDeploymentsPaged(ctx, dbsqlc.ListAppDeploymentsPagedParams{
 		AppID: p.app, CursorCreatedAt: p.at, CursorID: p.id, PageSize: pageSize + 1})
 	if out != nil {
-		*out = rows
+		*out = make([]deploydb.Deployment, len(rows))
+		for i, r := range rows {
+			(*out)[i] = genDeployment(r)
+		}
 	}
 	return err
 }
 
-func (g genImpl) createDeployment(ctx context.Context, app, build int64, env string, out *gen.Deployment) error {
-	d, err := g.q.CreateDeployment(ctx, gen.CreateDeploymentParams{Environment: env, BuildID: build, AppID: app})
+func (g genImpl) createDeployment(ctx context.Context, app, build int64, env string, out *deploydb.Deployment) error {
+	d, err := g.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{Environment: env, BuildID: build, AppID: app})
 	if out != nil {
-		*out = d
+		*out = genDeployment(d)
 	}
 	return err
 }
 
-func (g genImpl) cancelDeployment(ctx context.Context, id int64, out *gen.Deployment) error {
-	d, err := g.q.UpdateDeploymentStatus(ctx, gen.UpdateDeploymentStatusParams{NewStatus: "canceled", ID: id})
+func (g genImpl) cancelDeployment(ctx context.Context, id int64, out *deploydb.Deployment) error {
+	d, err := g.q.UpdateDeploymentStatus(ctx, dbsqlc.UpdateDeploymentStatusParams{NewStatus: "canceled", ID: id})
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = errNotOneRow
 	}
 	if out != nil {
-		*out = d
+		*out = genDeployment(d)
 	}
 	return err
 }
 
-func (genImpl) prepareBuilds(rows []gen.CreateBuildsParams) any {
-	return append([]gen.CreateBuildsParams(nil), rows...)
+func (genImpl) prepareBuilds(rows []deploydb.BuildRow) any {
+	out := make([]dbsqlc.CreateBuildsParams, len(rows))
+	for i, b := range rows {
+		out[i] = dbsqlc.CreateBuildsParams{AppID: int64(b.AppID), SourceVersion: pgtype.Text{String: b.SourceVersion, Valid: b.SourceVersion != ""},
+			Status: string(b.Status), CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
+			StartedAt: pgtype.Timestamptz{Time: b.StartedAt, Valid: !b.StartedAt.IsZero()}, FinishedAt: pgtype.Timestamptz{Time: b.FinishedAt, Valid: !b.FinishedAt.IsZero()}}
+	}
+	return out
 }
 
 func (g genImpl) insertBuilds(ctx context.Context, prepared any) (int64, error) {
-	return g.q.CreateBuilds(ctx, prepared.([]gen.CreateBuildsParams))
+	return g.q.CreateBuilds(ctx, prepared.([]dbsqlc.CreateBuildsParams))
 }
 
 func (g genImpl) warm(ctx context.Context, n int) error { return warmPgx(ctx, g.pool, n) }
@@ -186,29 +213,38 @@ func (rawImpl) name() string { return "pgx" }
 
 func (r rawImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *deploydb.DeploymentWithBuild) error {
 	var x deploydb.DeploymentWithBuild
+	var nt [4]pgtype.Timestamptz
+	var sv pgtype.Text
 	d, b := &x.Deployment, &x.Build
 	err := r.pool.QueryRow(ctx, sqlGetDeploymentWithBuild, id).Scan(
-		&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &d.StartedAt, &d.FinishedAt,
-		&b.ID, &b.AppID, &b.SourceVersion, &b.Status, &b.CreatedAt, &b.UpdatedAt, &b.StartedAt, &b.FinishedAt)
+		&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &nt[0], &nt[1],
+		&b.ID, &b.AppID, &sv, &b.Status, &b.CreatedAt, &b.UpdatedAt, &nt[2], &nt[3])
+	d.StartedAt, d.FinishedAt, b.StartedAt, b.FinishedAt = pgTime(nt[0]), pgTime(nt[1]), pgTime(nt[2]), pgTime(nt[3])
+	b.SourceVersion = sv.String
 	if out != nil {
 		*out = x
 	}
 	return err
 }
 
-func scanDeployment(row pgx.Row, d *gen.Deployment) error {
-	return row.Scan(&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &d.StartedAt, &d.FinishedAt)
+// scanDeployment is what a careful hand-written pgx loop does: nullable
+// columns go through pgtype values on the stack, so no field allocates.
+func scanDeployment(row pgx.Row, d *deploydb.Deployment) error {
+	var started, finished pgtype.Timestamptz
+	err := row.Scan(&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &started, &finished)
+	d.StartedAt, d.FinishedAt = pgTime(started), pgTime(finished)
+	return err
 }
 
-func (r rawImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deployment) error {
+func (r rawImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.Deployment) error {
 	rows, err := r.pool.Query(ctx, sqlListAppDeploymentsPaged, p.app, p.at, p.id, pageSize+1)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	items := make([]gen.Deployment, 0, pageSize+1)
+	items := make([]deploydb.Deployment, 0, pageSize+1)
 	for rows.Next() {
-		items = append(items, gen.Deployment{})
+		items = append(items, deploydb.Deployment{})
 		if err := scanDeployment(rows, &items[len(items)-1]); err != nil {
 			return err
 		}
@@ -220,15 +256,15 @@ func (r rawImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deploymen
 }
 
 // listPageOffset is W2's control: the page found by OFFSET.
-func (r rawImpl) listPageOffset(ctx context.Context, p *pageArgs, out *[]gen.Deployment) error {
+func (r rawImpl) listPageOffset(ctx context.Context, p *pageArgs, out *[]deploydb.Deployment) error {
 	rows, err := r.pool.Query(ctx, sqlListAppDeploymentsOffset, p.app, pageSize+1, p.offset)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	items := make([]gen.Deployment, 0, pageSize+1)
+	items := make([]deploydb.Deployment, 0, pageSize+1)
 	for rows.Next() {
-		items = append(items, gen.Deployment{})
+		items = append(items, deploydb.Deployment{})
 		if err := scanDeployment(rows, &items[len(items)-1]); err != nil {
 			return err
 		}
@@ -239,8 +275,8 @@ func (r rawImpl) listPageOffset(ctx context.Context, p *pageArgs, out *[]gen.Dep
 	return rows.Err()
 }
 
-func (r rawImpl) createDeployment(ctx context.Context, app, build int64, env string, out *gen.Deployment) error {
-	var d gen.Deployment
+func (r rawImpl) createDeployment(ctx context.Context, app, build int64, env string, out *deploydb.Deployment) error {
+	var d deploydb.Deployment
 	err := scanDeployment(r.pool.QueryRow(ctx, sqlCreateDeployment, env, build, app), &d)
 	if out != nil {
 		*out = d
@@ -248,8 +284,8 @@ func (r rawImpl) createDeployment(ctx context.Context, app, build int64, env str
 	return err
 }
 
-func (r rawImpl) cancelDeployment(ctx context.Context, id int64, out *gen.Deployment) error {
-	var d gen.Deployment
+func (r rawImpl) cancelDeployment(ctx context.Context, id int64, out *deploydb.Deployment) error {
+	var d deploydb.Deployment
 	err := scanDeployment(r.pool.QueryRow(ctx, sqlUpdateDeploymentStatus, "canceled", id), &d)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = errNotOneRow
@@ -260,13 +296,39 @@ func (r rawImpl) cancelDeployment(ctx context.Context, id int64, out *gen.Deploy
 	return err
 }
 
-func (rawImpl) prepareBuilds(rows []gen.CreateBuildsParams) any {
-	return append([]gen.CreateBuildsParams(nil), rows...)
+// copyRow is a W5 row as the database/sql and pgx implementations send it:
+// NULLs as nil pointers.
+type copyRow struct {
+	AppID                int64
+	SourceVersion        *string
+	Status               string
+	CreatedAt, UpdatedAt time.Time
+	StartedAt            *time.Time
+	FinishedAt           *time.Time
 }
+
+func copyRows(rows []deploydb.BuildRow) []copyRow {
+	out := make([]copyRow, len(rows))
+	for i, b := range rows {
+		out[i] = copyRow{AppID: int64(b.AppID), Status: string(b.Status), CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt}
+		if b.SourceVersion != "" {
+			out[i].SourceVersion = &rows[i].SourceVersion
+		}
+		if !b.StartedAt.IsZero() {
+			out[i].StartedAt = &rows[i].StartedAt
+		}
+		if !b.FinishedAt.IsZero() {
+			out[i].FinishedAt = &rows[i].FinishedAt
+		}
+	}
+	return out
+}
+
+func (rawImpl) prepareBuilds(rows []deploydb.BuildRow) any { return copyRows(rows) }
 
 // insertBuilds feeds COPY from the rows through one reused value slice.
 func (r rawImpl) insertBuilds(ctx context.Context, prepared any) (int64, error) {
-	rows := prepared.([]gen.CreateBuildsParams)
+	rows := prepared.([]copyRow)
 	vals := make([]any, len(buildInsertCols))
 	return r.pool.CopyFrom(ctx, pgx.Identifier{"builds"}, buildInsertCols, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 		b := &rows[i]
@@ -304,12 +366,11 @@ func (stdlibImpl) name() string { return "database-sql" }
 
 type nullTimes [4]sql.NullTime
 
-func ptrTime(n sql.NullTime) *time.Time {
+func sqlTime(n sql.NullTime) time.Time {
 	if !n.Valid {
-		return nil
+		return time.Time{}
 	}
-	t := n.Time
-	return &t
+	return n.Time
 }
 
 func (s stdlibImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *deploydb.DeploymentWithBuild) error {
@@ -323,10 +384,8 @@ func (s stdlibImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *d
 	if err != nil {
 		return err
 	}
-	d.StartedAt, d.FinishedAt, b.StartedAt, b.FinishedAt = ptrTime(nt[0]), ptrTime(nt[1]), ptrTime(nt[2]), ptrTime(nt[3])
-	if sv.Valid {
-		b.SourceVersion = &sv.String
-	}
+	d.StartedAt, d.FinishedAt, b.StartedAt, b.FinishedAt = sqlTime(nt[0]), sqlTime(nt[1]), sqlTime(nt[2]), sqlTime(nt[3])
+	b.SourceVersion = sv.String
 	if out != nil {
 		*out = x
 	}
@@ -335,24 +394,24 @@ func (s stdlibImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *d
 
 type sqlScanner interface{ Scan(dest ...any) error }
 
-func scanSQLDeployment(row sqlScanner, d *gen.Deployment) error {
+func scanSQLDeployment(row sqlScanner, d *deploydb.Deployment) error {
 	var s, f sql.NullTime
 	if err := row.Scan(&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &s, &f); err != nil {
 		return err
 	}
-	d.StartedAt, d.FinishedAt = ptrTime(s), ptrTime(f)
+	d.StartedAt, d.FinishedAt = sqlTime(s), sqlTime(f)
 	return nil
 }
 
-func (s stdlibImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deployment) error {
+func (s stdlibImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.Deployment) error {
 	rows, err := s.db.QueryContext(ctx, sqlListAppDeploymentsPaged, p.app, p.at, p.id, pageSize+1)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	items := make([]gen.Deployment, 0, pageSize+1)
+	items := make([]deploydb.Deployment, 0, pageSize+1)
 	for rows.Next() {
-		items = append(items, gen.Deployment{})
+		items = append(items, deploydb.Deployment{})
 		if err := scanSQLDeployment(rows, &items[len(items)-1]); err != nil {
 			return err
 		}
@@ -363,8 +422,8 @@ func (s stdlibImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deploy
 	return rows.Err()
 }
 
-func (s stdlibImpl) createDeployment(ctx context.Context, app, build int64, env string, out *gen.Deployment) error {
-	var d gen.Deployment
+func (s stdlibImpl) createDeployment(ctx context.Context, app, build int64, env string, out *deploydb.Deployment) error {
+	var d deploydb.Deployment
 	err := scanSQLDeployment(s.db.QueryRowContext(ctx, sqlCreateDeployment, env, build, app), &d)
 	if out != nil {
 		*out = d
@@ -372,8 +431,8 @@ func (s stdlibImpl) createDeployment(ctx context.Context, app, build int64, env 
 	return err
 }
 
-func (s stdlibImpl) cancelDeployment(ctx context.Context, id int64, out *gen.Deployment) error {
-	var d gen.Deployment
+func (s stdlibImpl) cancelDeployment(ctx context.Context, id int64, out *deploydb.Deployment) error {
+	var d deploydb.Deployment
 	err := scanSQLDeployment(s.db.QueryRowContext(ctx, sqlUpdateDeploymentStatus, "canceled", id), &d)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = errNotOneRow
@@ -410,12 +469,10 @@ func multiRowInsert(n int) string {
 	return b.String()
 }
 
-func (stdlibImpl) prepareBuilds(rows []gen.CreateBuildsParams) any {
-	return append([]gen.CreateBuildsParams(nil), rows...)
-}
+func (stdlibImpl) prepareBuilds(rows []deploydb.BuildRow) any { return copyRows(rows) }
 
 func (s stdlibImpl) insertBuilds(ctx context.Context, prepared any) (int64, error) {
-	rows := prepared.([]gen.CreateBuildsParams)
+	rows := prepared.([]copyRow)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -505,14 +562,28 @@ type sqlxDeploymentWithBuild struct {
 	Build sqlxBuild `db:"build"`
 }
 
-func (d sqlxDeployment) gen() gen.Deployment {
-	return gen.Deployment{ID: d.ID, AppID: d.AppID, BuildID: d.BuildID, Environment: d.Environment,
-		Status: status.Deployment(d.Status), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
+func (d sqlxDeployment) gen() deploydb.Deployment {
+	return deploydb.Deployment{ID: deploydb.DeploymentID(d.ID), AppID: deploydb.AppID(d.AppID), BuildID: deploydb.BuildID(d.BuildID), Environment: d.Environment,
+		Status: deploydb.DeploymentStatus(d.Status), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, StartedAt: derefTime(d.StartedAt), FinishedAt: derefTime(d.FinishedAt)}
 }
 
-func (b sqlxBuild) gen() gen.Build {
-	return gen.Build{ID: b.ID, AppID: b.AppID, SourceVersion: b.SourceVersion, Status: status.Build(b.Status),
-		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, StartedAt: b.StartedAt, FinishedAt: b.FinishedAt}
+func (b sqlxBuild) gen() deploydb.Build {
+	return deploydb.Build{ID: deploydb.BuildID(b.ID), AppID: deploydb.AppID(b.AppID), SourceVersion: derefString(b.SourceVersion), Status: deploydb.BuildStatus(b.Status),
+		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, StartedAt: derefTime(b.StartedAt), FinishedAt: derefTime(b.FinishedAt)}
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func derefString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 type sqlxImpl struct{ db *sqlx.DB }
@@ -528,11 +599,11 @@ func (s sqlxImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *dep
 	return err
 }
 
-func (s sqlxImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deployment) error {
+func (s sqlxImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.Deployment) error {
 	var rows []sqlxDeployment
 	err := s.db.SelectContext(ctx, &rows, sqlListAppDeploymentsPaged, p.app, p.at, p.id, pageSize+1)
 	if out != nil {
-		*out = make([]gen.Deployment, len(rows))
+		*out = make([]deploydb.Deployment, len(rows))
 		for i, r := range rows {
 			(*out)[i] = r.gen()
 		}
@@ -540,7 +611,7 @@ func (s sqlxImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deployme
 	return err
 }
 
-func (s sqlxImpl) createDeployment(ctx context.Context, app, build int64, env string, out *gen.Deployment) error {
+func (s sqlxImpl) createDeployment(ctx context.Context, app, build int64, env string, out *deploydb.Deployment) error {
 	var d sqlxDeployment
 	err := s.db.GetContext(ctx, &d, sqlCreateDeployment, env, build, app)
 	if out != nil {
@@ -549,7 +620,7 @@ func (s sqlxImpl) createDeployment(ctx context.Context, app, build int64, env st
 	return err
 }
 
-func (s sqlxImpl) cancelDeployment(ctx context.Context, id int64, out *gen.Deployment) error {
+func (s sqlxImpl) cancelDeployment(ctx context.Context, id int64, out *deploydb.Deployment) error {
 	var d sqlxDeployment
 	err := s.db.GetContext(ctx, &d, sqlUpdateDeploymentStatus, "canceled", id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -561,13 +632,11 @@ func (s sqlxImpl) cancelDeployment(ctx context.Context, id int64, out *gen.Deplo
 	return err
 }
 
-func (sqlxImpl) prepareBuilds(rows []gen.CreateBuildsParams) any {
-	return append([]gen.CreateBuildsParams(nil), rows...)
-}
+func (sqlxImpl) prepareBuilds(rows []deploydb.BuildRow) any { return copyRows(rows) }
 
 // insertBuilds uses lib/pq's COPY FROM STDIN support.
 func (s sqlxImpl) insertBuilds(ctx context.Context, prepared any) (int64, error) {
-	rows := prepared.([]gen.CreateBuildsParams)
+	rows := prepared.([]copyRow)
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -626,14 +695,14 @@ type gormDeployment struct {
 
 func (gormDeployment) TableName() string { return "deployments" }
 
-func (d *gormDeployment) gen() gen.Deployment {
-	return gen.Deployment{ID: d.ID, AppID: d.AppID, BuildID: d.BuildID, Environment: d.Environment,
-		Status: status.Deployment(d.Status), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, StartedAt: d.StartedAt, FinishedAt: d.FinishedAt}
+func (d *gormDeployment) gen() deploydb.Deployment {
+	return deploydb.Deployment{ID: deploydb.DeploymentID(d.ID), AppID: deploydb.AppID(d.AppID), BuildID: deploydb.BuildID(d.BuildID), Environment: d.Environment,
+		Status: deploydb.DeploymentStatus(d.Status), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, StartedAt: derefTime(d.StartedAt), FinishedAt: derefTime(d.FinishedAt)}
 }
 
-func (b *gormBuild) gen() gen.Build {
-	return gen.Build{ID: b.ID, AppID: b.AppID, SourceVersion: b.SourceVersion, Status: status.Build(b.Status),
-		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, StartedAt: b.StartedAt, FinishedAt: b.FinishedAt}
+func (b *gormBuild) gen() deploydb.Build {
+	return deploydb.Build{ID: deploydb.BuildID(b.ID), AppID: deploydb.AppID(b.AppID), SourceVersion: derefString(b.SourceVersion), Status: deploydb.BuildStatus(b.Status),
+		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, StartedAt: derefTime(b.StartedAt), FinishedAt: derefTime(b.FinishedAt)}
 }
 
 type gormImpl struct {
@@ -678,13 +747,13 @@ func (g gormImpl) getDeploymentWithBuild(ctx context.Context, id int64, out *dep
 	return err
 }
 
-func (g gormImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deployment) error {
+func (g gormImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.Deployment) error {
 	var rows []gormDeployment
 	err := g.db.WithContext(ctx).
 		Where("app_id = ? AND (created_at, id) < (?::timestamptz, ?::bigint)", p.app, p.at, p.id).
 		Order("created_at DESC, id DESC").Limit(pageSize + 1).Find(&rows).Error
 	if out != nil {
-		*out = make([]gen.Deployment, len(rows))
+		*out = make([]deploydb.Deployment, len(rows))
 		for i := range rows {
 			(*out)[i] = rows[i].gen()
 		}
@@ -695,7 +764,7 @@ func (g gormImpl) listPage(ctx context.Context, p *pageArgs, out *[]gen.Deployme
 // createDeployment and cancelDeployment run deploydb's statements through
 // GORM's Raw: the guarded INSERT ... SELECT and UPDATE have no builder
 // form.
-func (g gormImpl) createDeployment(ctx context.Context, app, build int64, env string, out *gen.Deployment) error {
+func (g gormImpl) createDeployment(ctx context.Context, app, build int64, env string, out *deploydb.Deployment) error {
 	var d gormDeployment
 	res := g.db.WithContext(ctx).Raw(sqlCreateDeployment, env, build, app).Scan(&d)
 	err := res.Error
@@ -708,7 +777,7 @@ func (g gormImpl) createDeployment(ctx context.Context, app, build int64, env st
 	return err
 }
 
-func (g gormImpl) cancelDeployment(ctx context.Context, id int64, out *gen.Deployment) error {
+func (g gormImpl) cancelDeployment(ctx context.Context, id int64, out *deploydb.Deployment) error {
 	var d gormDeployment
 	res := g.db.WithContext(ctx).Raw(sqlUpdateDeploymentStatus, "canceled", id).Scan(&d)
 	err := res.Error
@@ -721,10 +790,10 @@ func (g gormImpl) cancelDeployment(ctx context.Context, id int64, out *gen.Deplo
 	return err
 }
 
-func (gormImpl) prepareBuilds(rows []gen.CreateBuildsParams) any {
+func (gormImpl) prepareBuilds(rows []deploydb.BuildRow) any {
 	out := make([]gormBuild, len(rows))
-	for i, b := range rows {
-		out[i] = gormBuild{AppID: b.AppID, SourceVersion: b.SourceVersion, Status: string(b.Status),
+	for i, b := range copyRows(rows) {
+		out[i] = gormBuild{AppID: b.AppID, SourceVersion: b.SourceVersion, Status: b.Status,
 			CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, StartedAt: b.StartedAt, FinishedAt: b.FinishedAt}
 	}
 	return out
@@ -772,7 +841,7 @@ func openImpls(ctx context.Context, databaseURL string, conns int) ([]impl, erro
 	if err != nil {
 		return fail(err)
 	}
-	out = append(out, genImpl{pool: p2, q: gen.New(p2)})
+	out = append(out, genImpl{pool: p2, q: dbsqlc.New(p2)})
 	p3, err := pgxPool()
 	if err != nil {
 		return fail(err)

@@ -1,5 +1,5 @@
 // Command bench measures deploydb side by side with its peers on a seeded
-// data set: the deploydb service, sqlc's gen package directly, hand-written
+// data set: the deploydb service, its sqlc package (internal/dbsqlc) directly, hand-written
 // pgx, pgbench -M prepared, database/sql over pgx's stdlib driver, sqlx
 // over lib/pq, and GORM (default and PrepareStmt). It lives in its own
 // module so that none of them enters deploydb's go.mod.
@@ -100,13 +100,13 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.w4Pool, "w4-pool", 100_000, "pending deployments W4 and W6 cancel (reset after each cell)")
 	fs.IntVar(&o.w5Rows, "w5-rows", 10_000, "builds per W5 bulk insert")
 	only := fs.String("only", "", "regexp: run only the workloads whose key matches (W1, W2/hot/first, ...)")
-	implList := fs.String("impls", "", "comma-separated implementations to run (default all): deploydb,gen,pgx,pgbench,database-sql,sqlx-libpq,gorm,gorm-prepared")
+	implList := fs.String("impls", "", "comma-separated implementations to run (default all): deploydb,sqlc,pgx,pgbench,database-sql,sqlx-libpq,gorm,gorm-prepared")
 	fs.StringVar(&o.md, "md", "", "write the Markdown report here")
 	fs.StringVar(&o.png, "png", "", "write the chart here")
 	fs.StringVar(&o.txt, "txt", "", "write benchstat-compatible results here")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the timed rounds here")
 	fs.BoolVar(&o.verbose, "v", false, "print every cell")
-	fs.IntVar(&o.pairs, "pairs", 12, "paired comparison (deploydb and gen against pgx in alternating slices): pairs per workload and concurrency; 0 skips it")
+	fs.IntVar(&o.pairs, "pairs", 12, "paired comparison (deploydb and sqlc against pgx in alternating slices): pairs per workload and concurrency; 0 skips it")
 	fs.DurationVar(&o.pairSlice, "pair-slice", 150*time.Millisecond, "length of one slice of the paired comparison")
 	fs.IntVar(&o.awakeRounds, "awake-rounds", 3, "rounds of W1 with the CPUs kept awake (SCHED_IDLE busy loops); 0 skips them")
 	fs.StringVar(&o.chartFrom, "chart-from", "", "only redraw -png from this benchstat file of an earlier run")
@@ -317,7 +317,7 @@ func run(ctx context.Context, args []string) error {
 			logf("  %-18s done", w.key)
 		}
 	}
-	// Paired comparison: deploydb and gen against pgx, alternating.
+	// Paired comparison: deploydb and sqlc against pgx, alternating.
 	var paired []pairedResult
 	if o.pairs > 0 && selected("deploydb") && selected("pgx") {
 		logf("paired comparison: %d pairs of %s slices per workload and concurrency", o.pairs, o.pairSlice)
@@ -327,7 +327,7 @@ func run(ctx context.Context, args []string) error {
 				continue
 			}
 			for _, c := range o.conc {
-				for _, a := range []string{"deploydb", "gen"} {
+				for _, a := range []string{"deploydb", "sqlc"} {
 					p, err := r.paired(ctx, w, implNamed(impls, a), raw, c, o.pairs, o.pairSlice)
 					if err != nil {
 						return err

@@ -16,10 +16,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deploydb/deploydb"
-	"github.com/deploydb/deploydb/gen"
 )
 
 //go:embed pgbench/*.sql
@@ -91,15 +91,19 @@ func (s *pgbenchScript) queryDeploymentWithBuild(ctx context.Context, pool *pgxp
 	if err != nil {
 		return x, err
 	}
+	var nt [4]pgtype.Timestamptz
+	var sv pgtype.Text
 	d, b := &x.Deployment, &x.Build
 	err = pool.QueryRow(ctx, s.sql, args...).Scan(
-		&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &d.StartedAt, &d.FinishedAt,
-		&b.ID, &b.AppID, &b.SourceVersion, &b.Status, &b.CreatedAt, &b.UpdatedAt, &b.StartedAt, &b.FinishedAt)
+		&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &nt[0], &nt[1],
+		&b.ID, &b.AppID, &sv, &b.Status, &b.CreatedAt, &b.UpdatedAt, &nt[2], &nt[3])
+	d.StartedAt, d.FinishedAt, b.StartedAt, b.FinishedAt = pgTime(nt[0]), pgTime(nt[1]), pgTime(nt[2]), pgTime(nt[3])
+	b.SourceVersion = sv.String
 	return deploydb.DeploymentWithBuild{Deployment: normDeployment(x.Deployment), Build: normBuild(x.Build)}, err
 }
 
 // queryDeployments runs a W2 script statement through pgx.
-func (s *pgbenchScript) queryDeployments(ctx context.Context, pool *pgxpool.Pool, vars map[string]any) ([]gen.Deployment, error) {
+func (s *pgbenchScript) queryDeployments(ctx context.Context, pool *pgxpool.Pool, vars map[string]any) ([]deploydb.Deployment, error) {
 	args, err := s.args(vars)
 	if err != nil {
 		return nil, err
@@ -108,8 +112,8 @@ func (s *pgbenchScript) queryDeployments(ctx context.Context, pool *pgxpool.Pool
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (gen.Deployment, error) {
-		var d gen.Deployment
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (deploydb.Deployment, error) {
+		var d deploydb.Deployment
 		return d, scanDeployment(r, &d)
 	})
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deploydb/deploydb"
-	"github.com/deploydb/deploydb/gen"
 )
 
 // errDone ends a worker's loop early (a consumed pool), without failing the
@@ -23,7 +22,7 @@ var errDone = errors.New("done")
 type worker struct {
 	rng *rand.Rand
 	dwb deploydb.DeploymentWithBuild
-	d   gen.Deployment
+	d   deploydb.Deployment
 	w5  any // W5 rows prepared for the impl
 }
 
@@ -72,7 +71,7 @@ func workloads(fx *fixtures, pool *pgxpool.Pool, depths []int) []*workload {
 	resetW4 := func(ctx context.Context, _ impl, c *cellState, _ int64) error {
 		return fx.resetW4(ctx, pool, c.ok.Load())
 	}
-	core := map[string]bool{"deploydb": true, "gen": true, "pgx": true}
+	core := map[string]bool{"deploydb": true, "sqlc": true, "pgx": true}
 
 	ws := []*workload{{
 		key: "W1", title: "GetDeploymentWithBuild by random id", pgbench: "w1.sql",
@@ -146,24 +145,24 @@ func workloads(fx *fixtures, pool *pgxpool.Pool, depths []int) []*workload {
 
 // normDeployment makes deployments from different drivers comparable: UTC
 // times, no monotonic clock.
-func normDeployment(d gen.Deployment) gen.Deployment {
+func normDeployment(d deploydb.Deployment) deploydb.Deployment {
 	d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
-	d.StartedAt, d.FinishedAt = utcPtr(d.StartedAt), utcPtr(d.FinishedAt)
+	d.StartedAt, d.FinishedAt = utc(d.StartedAt), utc(d.FinishedAt)
 	return d
 }
 
-func normBuild(b gen.Build) gen.Build {
+func normBuild(b deploydb.Build) deploydb.Build {
 	b.CreatedAt, b.UpdatedAt = b.CreatedAt.UTC(), b.UpdatedAt.UTC()
-	b.StartedAt, b.FinishedAt = utcPtr(b.StartedAt), utcPtr(b.FinishedAt)
+	b.StartedAt, b.FinishedAt = utc(b.StartedAt), utc(b.FinishedAt)
 	return b
 }
 
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
+// utc returns t in UTC; the zero time (NULL) stays the zero time.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
 	}
-	u := t.UTC()
-	return &u
+	return t.UTC()
 }
 
 // crossCheck runs every workload once per implementation on the same
@@ -218,7 +217,7 @@ func crossCheck(ctx context.Context, pool *pgxpool.Pool, fx *fixtures, impls []i
 
 	// W2: every page; the service returns 50 rows, the others 51.
 	for name, p := range fx.pages {
-		var want []gen.Deployment
+		var want []deploydb.Deployment
 		if err := raw.listPage(ctx, p, &want); err != nil {
 			return fmt.Errorf("cross-check W2 %s: pgx: %w", name, err)
 		}
@@ -228,7 +227,7 @@ func crossCheck(ctx context.Context, pool *pgxpool.Pool, fx *fixtures, impls []i
 		for i := range want {
 			want[i] = normDeployment(want[i])
 		}
-		check := func(who string, got []gen.Deployment) error {
+		check := func(who string, got []deploydb.Deployment) error {
 			n := min(len(got), pageSize)
 			for i := range got {
 				got[i] = normDeployment(got[i])
@@ -239,7 +238,7 @@ func crossCheck(ctx context.Context, pool *pgxpool.Pool, fx *fixtures, impls []i
 			return diff("W2 "+name, who, got[:n], want[:n])
 		}
 		if len(name) > 7 && name[:7] == "offset/" {
-			var got []gen.Deployment
+			var got []deploydb.Deployment
 			if err := raw.(rawImpl).listPageOffset(ctx, p, &got); err != nil {
 				return err
 			}
@@ -254,7 +253,7 @@ func crossCheck(ctx context.Context, pool *pgxpool.Pool, fx *fixtures, impls []i
 			continue
 		}
 		for _, im := range impls {
-			var got []gen.Deployment
+			var got []deploydb.Deployment
 			if err := im.listPage(ctx, p, &got); err != nil {
 				return fmt.Errorf("cross-check W2 %s: %s: %w", name, im.name(), err)
 			}
@@ -274,24 +273,23 @@ func crossCheck(ctx context.Context, pool *pgxpool.Pool, fx *fixtures, impls []i
 
 	// W3: each implementation creates a deployment of the same build.
 	pair := fx.w3Pairs[0]
-	var w3 []gen.Deployment
+	var w3 []deploydb.Deployment
 	for _, im := range impls {
-		var d gen.Deployment
+		var d deploydb.Deployment
 		if err := im.createDeployment(ctx, pair.app, pair.build, "production", &d); err != nil {
 			return fmt.Errorf("cross-check W3: %s: %w", im.name(), err)
 		}
 		w3 = append(w3, d)
 	}
 	for i, d := range w3 {
-		var stored gen.Deployment
-		if err := raw.(rawImpl).pool.QueryRow(ctx, "SELECT "+deploymentCols+" FROM deployments WHERE id = $1", d.ID).Scan(
-			&stored.ID, &stored.AppID, &stored.BuildID, &stored.Environment, &stored.Status, &stored.CreatedAt, &stored.UpdatedAt, &stored.StartedAt, &stored.FinishedAt); err != nil {
+		var stored deploydb.Deployment
+		if err := scanDeployment(raw.(rawImpl).pool.QueryRow(ctx, "SELECT "+deploymentCols+" FROM deployments WHERE id = $1", d.ID), &stored); err != nil {
 			return fmt.Errorf("cross-check W3: %s's deployment %d: %w", impls[i].name(), d.ID, err)
 		}
 		if err := diff("W3 (returned vs stored)", impls[i].name(), normDeployment(d), normDeployment(stored)); err != nil {
 			return err
 		}
-		want := gen.Deployment{AppID: pair.app, BuildID: pair.build, Environment: "production", Status: "pending"}
+		want := deploydb.Deployment{AppID: deploydb.AppID(pair.app), BuildID: deploydb.BuildID(pair.build), Environment: "production", Status: "pending"}
 		d.ID, d.CreatedAt, d.UpdatedAt = 0, time.Time{}, time.Time{}
 		if err := diff("W3", impls[i].name(), d, want); err != nil {
 			return err
@@ -305,17 +303,17 @@ func crossCheck(ctx context.Context, pool *pgxpool.Pool, fx *fixtures, impls []i
 	// W4: each cancels its own pending deployment; exactly those change.
 	for i, im := range impls {
 		id := fx.w4Pool[i]
-		var d gen.Deployment
+		var d deploydb.Deployment
 		if err := im.cancelDeployment(ctx, id, &d); err != nil {
 			return fmt.Errorf("cross-check W4: %s: %w", im.name(), err)
 		}
-		if d.ID != id || d.Status != "canceled" || d.StartedAt != nil || d.FinishedAt == nil || d.FinishedAt.Before(d.CreatedAt) {
+		if int64(d.ID) != id || d.Status != "canceled" || !d.StartedAt.IsZero() || d.FinishedAt.IsZero() || d.FinishedAt.Before(d.CreatedAt) {
 			return fmt.Errorf("cross-check W4: %s returned %+v", im.name(), d)
 		}
 		// A second cancel changes nothing: the service says so by returning
 		// the row unchanged (its documented idempotence), the others by
 		// reporting no row.
-		var again gen.Deployment
+		var again deploydb.Deployment
 		err := im.cancelDeployment(ctx, id, &again)
 		if im.name() == "deploydb" {
 			if err != nil || !again.UpdatedAt.Equal(d.UpdatedAt) {

@@ -95,24 +95,24 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	a, err := svc.CreateApp(ctx, "least-privilege")
+	a, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "least-privilege"})
 	if err != nil {
 		t.Fatalf("CreateApp as the app role: %v", err)
 	}
-	b, err := svc.CreateBuild(ctx, a.ID, "v1")
+	b, _, err := svc.CreateBuild(ctx, deploydb.CreateBuildParams{AppID: a.ID, SourceVersion: "v1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []deploydb.BuildStatus{deploydb.BuildInProgress, deploydb.BuildSucceeded} {
-		if b, err = svc.UpdateBuildStatus(ctx, b.ID, s); err != nil {
+		if b, _, err = svc.UpdateBuildStatus(ctx, b.ID, s); err != nil {
 			t.Fatal(err)
 		}
 	}
-	n, err := svc.CreateBuilds(ctx, []deploydb.BuildRow{{AppID: a.ID}, {AppID: a.ID}})
+	n, err := svc.CreateBuilds(ctx, deploydb.CreateBuildsParams{Rows: []deploydb.BuildRow{{AppID: a.ID}, {AppID: a.ID}}})
 	if err != nil || n != 2 {
 		t.Fatalf("CreateBuilds (COPY) as the app role: %d, %v", n, err)
 	}
-	d, ops, err := svc.CreateDeploymentWithTargets(ctx, a.ID, b.ID, "production", []string{"eu", "us"})
+	d, ops, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: a.ID, BuildID: b.ID, Environment: "production", Targets: []string{"eu", "us"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,14 +120,14 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		if _, err := svc.ClaimNextOperation(ctx, o.Target, "w"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := svc.MarkCompleted(ctx, o.ID); err != nil {
+		if _, _, err := svc.MarkCompleted(ctx, o.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if got, err := svc.GetDeploymentWithBuild(ctx, d.ID); err != nil || got.Deployment.Status != deploydb.DeploymentDeployed {
 		t.Fatalf("deployment as the app role: %+v, %v", got.Deployment, err)
 	}
-	if _, err := svc.ListDeployments(ctx, a.ID, deploydb.DeploymentFilter{}, deploydb.PageRequest{}); err != nil {
+	if _, err := svc.ListDeployments(ctx, deploydb.DeploymentFilter{AppID: a.ID}, deploydb.PageRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.DeleteApp(ctx, a.ID); err != nil {

@@ -15,14 +15,6 @@ VALUES (@app_id, @source_version, @status, @created_at, @updated_at, @started_at
 SELECT * FROM builds
 WHERE id = @id;
 
--- name: ListAppBuilds :many
--- ListAppBuilds returns an app's newest builds, at most max_rows of them.
--- Served by builds_app_id_created_at_id_idx.
-SELECT * FROM builds
-WHERE app_id = @app_id
-ORDER BY created_at DESC, id DESC
-LIMIT @max_rows;
-
 -- name: ListAppBuildsPaged :many
 -- ListAppBuildsPaged returns one keyset page of an app's builds, newest
 -- first, strictly after the (created_at, id) cursor. Served by

@@ -21,14 +21,6 @@ FROM deployments
 JOIN builds ON builds.id = deployments.build_id AND builds.app_id = deployments.app_id
 WHERE deployments.id = @id;
 
--- name: ListAppDeployments :many
--- ListAppDeployments returns an app's newest deployments, at most max_rows of
--- them. Served by deployments_app_id_created_at_id_idx.
-SELECT * FROM deployments
-WHERE app_id = @app_id
-ORDER BY created_at DESC, id DESC
-LIMIT @max_rows;
-
 -- name: ListAppDeploymentsPaged :many
 -- ListAppDeploymentsPaged returns one keyset page of an app's deployments,
 -- newest first. Served by deployments_app_id_created_at_id_idx.

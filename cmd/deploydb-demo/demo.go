@@ -60,48 +60,48 @@ func demo(ctx context.Context, url string, stdout io.Writer) (err error) {
 	suffix := strconv.FormatInt(time.Now().UnixNano()%(1<<40), 36)
 
 	w.section("2. Apps, and a name that is not a DNS label")
-	checkout, err := svc.CreateApp(ctx, "checkout-"+suffix)
+	checkout, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "checkout-" + suffix})
 	if err != nil {
 		return err
 	}
-	search, err := svc.CreateApp(ctx, "search-"+suffix)
+	search, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "search-" + suffix})
 	if err != nil {
 		return err
 	}
 	w.line("created app %d %q and app %d %q", checkout.ID, checkout.Name, search.ID, search.Name)
-	_, err = svc.CreateApp(ctx, "Checkout_Service")
+	_, err = svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "Checkout_Service"})
 	w.refused("CreateApp(\"Checkout_Service\")", err, deploydb.ErrInvalidArgument)
-	_, err = svc.CreateApp(ctx, checkout.Name)
+	_, err = svc.CreateApp(ctx, deploydb.CreateAppParams{Name: checkout.Name})
 	w.refused("CreateApp(duplicate name)", err, deploydb.ErrConflict)
 
 	w.section("3. Builds and their lifecycle")
 	var builds []deploydb.Build
 	for i, sha := range []string{"3f2a9c1", "8b7d2e0", "c41f5aa", "d9e0b17", "e5a3f62"} {
-		b, err := svc.CreateBuild(ctx, checkout.ID, sha)
+		b, _, err := svc.CreateBuild(ctx, deploydb.CreateBuildParams{AppID: checkout.ID, SourceVersion: sha})
 		if err != nil {
 			return err
 		}
-		if b, err = svc.UpdateBuildStatus(ctx, b.ID, deploydb.BuildInProgress); err != nil {
+		if b, _, err = svc.UpdateBuildStatus(ctx, b.ID, deploydb.BuildInProgress); err != nil {
 			return err
 		}
 		end := deploydb.BuildSucceeded
 		if i == 3 {
 			end = deploydb.BuildFailed
 		}
-		if b, err = svc.UpdateBuildStatus(ctx, b.ID, end); err != nil {
+		if b, _, err = svc.UpdateBuildStatus(ctx, b.ID, end); err != nil {
 			return err
 		}
 		builds = append(builds, b)
 		w.line("build %d of %s: pending -> in_progress -> %s (started %s, finished %s)",
 			b.ID, sha, b.Status, clock(b.StartedAt), clock(b.FinishedAt))
 	}
-	again, err := svc.UpdateBuildStatus(ctx, builds[0].ID, deploydb.BuildSucceeded)
+	again, _, err := svc.UpdateBuildStatus(ctx, builds[0].ID, deploydb.BuildSucceeded)
 	if err != nil {
 		return err
 	}
 	w.line("repeating succeeded on build %d is a no-op: status %s, updated_at unchanged: %v",
 		again.ID, again.Status, again.UpdatedAt.Equal(builds[0].UpdatedAt))
-	_, err = svc.UpdateBuildStatus(ctx, builds[0].ID, deploydb.BuildInProgress)
+	_, _, err = svc.UpdateBuildStatus(ctx, builds[0].ID, deploydb.BuildInProgress)
 	w.refused(fmt.Sprintf("UpdateBuildStatus(%d, in_progress) after succeeded", builds[0].ID), err, deploydb.ErrInvalidTransition)
 	var te *deploydb.TransitionError
 	if errors.As(err, &te) {
@@ -111,13 +111,13 @@ func demo(ctx context.Context, url string, stdout io.Writer) (err error) {
 	w.section("4. Keyset pages of builds (ListAppBuildsPaged, 2 per page)")
 	page := deploydb.PageRequest{Size: 2}
 	for n := 1; ; n++ {
-		p, err := svc.ListAppBuildsPaged(ctx, checkout.ID, page)
+		p, err := svc.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: checkout.ID}, page)
 		if err != nil {
 			return err
 		}
 		ids := ""
 		for _, b := range p.Items {
-			ids += fmt.Sprintf(" #%d(%s)", b.ID, *b.SourceVersion)
+			ids += fmt.Sprintf(" #%d(%s)", b.ID, b.SourceVersion)
 		}
 		w.line("page %d:%s  next cursor: %s", n, ids, short(p.NextCursor))
 		if p.NextCursor == "" {
@@ -125,7 +125,7 @@ func demo(ctx context.Context, url string, stdout io.Writer) (err error) {
 		}
 		page.Cursor = p.NextCursor
 	}
-	_, err = svc.ListAppBuildsPaged(ctx, search.ID, page)
+	_, err = svc.ListAppBuildsPaged(ctx, deploydb.BuildFilter{AppID: search.ID}, page)
 	w.refused("reusing checkout's cursor for the search app", err, deploydb.ErrInvalidArgument)
 
 	w.section("5. Deployments")
@@ -133,37 +133,37 @@ func demo(ctx context.Context, url string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	w.line("latest successful build of %s: #%d (%s)", checkout.Name, latest.ID, *latest.SourceVersion)
-	_, err = svc.CreateDeployment(ctx, checkout.ID, builds[3].ID, "production")
+	w.line("latest successful build of %s: #%d (%s)", checkout.Name, latest.ID, latest.SourceVersion)
+	_, _, err = svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: checkout.ID, BuildID: builds[3].ID, Environment: "production"})
 	w.refused(fmt.Sprintf("deploying failed build #%d", builds[3].ID), err, deploydb.ErrInvalidArgument)
-	staging, err := svc.CreateDeployment(ctx, checkout.ID, builds[2].ID, "staging")
+	staging, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: checkout.ID, BuildID: builds[2].ID, Environment: "staging"})
 	if err != nil {
 		return err
 	}
-	prod, err := svc.CreateDeployment(ctx, checkout.ID, latest.ID, "")
+	prod, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: checkout.ID, BuildID: latest.ID, Environment: "production"})
 	if err != nil {
 		return err
 	}
-	if prod, err = svc.UpdateDeploymentStatus(ctx, prod.ID, deploydb.DeploymentInProgress); err != nil {
+	if prod, _, err = svc.UpdateDeploymentStatus(ctx, prod.ID, deploydb.DeploymentInProgress); err != nil {
 		return err
 	}
 	w.line("deployment %d of build #%d to %s: %s", prod.ID, prod.BuildID, prod.Environment, prod.Status)
-	second, err := svc.CreateDeployment(ctx, checkout.ID, builds[1].ID, "production")
+	second, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: checkout.ID, BuildID: builds[1].ID, Environment: "production"})
 	if err != nil {
 		return err
 	}
-	_, err = svc.UpdateDeploymentStatus(ctx, second.ID, deploydb.DeploymentInProgress)
+	_, _, err = svc.UpdateDeploymentStatus(ctx, second.ID, deploydb.DeploymentInProgress)
 	w.refused(fmt.Sprintf("starting deployment %d while %d is in progress in production", second.ID, prod.ID), err, deploydb.ErrConflict)
-	if prod, err = svc.UpdateDeploymentStatus(ctx, prod.ID, deploydb.DeploymentDeployed); err != nil {
+	if prod, _, err = svc.UpdateDeploymentStatus(ctx, prod.ID, deploydb.DeploymentDeployed); err != nil {
 		return err
 	}
-	if _, err = svc.UpdateDeploymentStatus(ctx, second.ID, deploydb.DeploymentCanceled); err != nil {
+	if _, _, err = svc.UpdateDeploymentStatus(ctx, second.ID, deploydb.DeploymentCanceled); err != nil {
 		return err
 	}
-	if _, err = svc.UpdateDeploymentStatus(ctx, staging.ID, deploydb.DeploymentInProgress); err != nil {
+	if _, _, err = svc.UpdateDeploymentStatus(ctx, staging.ID, deploydb.DeploymentInProgress); err != nil {
 		return err
 	}
-	if _, err = svc.UpdateDeploymentStatus(ctx, staging.ID, deploydb.DeploymentDeployed); err != nil {
+	if _, _, err = svc.UpdateDeploymentStatus(ctx, staging.ID, deploydb.DeploymentDeployed); err != nil {
 		return err
 	}
 	dwb, err := svc.GetDeploymentWithBuild(ctx, prod.ID)
@@ -171,13 +171,14 @@ func demo(ctx context.Context, url string, stdout io.Writer) (err error) {
 		return err
 	}
 	w.line("GetDeploymentWithBuild(%d): %s to %s, %s at %s; build #%d %s (%s)", prod.ID, dwb.Deployment.Status,
-		dwb.Deployment.Environment, "finished", clock(dwb.Deployment.FinishedAt), dwb.Build.ID, *dwb.Build.SourceVersion, dwb.Build.Status)
-	_, err = svc.UpdateDeploymentStatus(ctx, prod.ID, deploydb.DeploymentInProgress)
+		dwb.Deployment.Environment, "finished", clock(dwb.Deployment.FinishedAt), dwb.Build.ID, dwb.Build.SourceVersion, dwb.Build.Status)
+	_, _, err = svc.UpdateDeploymentStatus(ctx, prod.ID, deploydb.DeploymentInProgress)
 	w.refused(fmt.Sprintf("moving deployed deployment %d back to in_progress", prod.ID), err, deploydb.ErrInvalidTransition)
 
 	w.section("6. ListDeployments filters (GitLab-style)")
 	show := func(label string, f deploydb.DeploymentFilter) error {
-		p, err := svc.ListDeployments(ctx, checkout.ID, f, deploydb.PageRequest{})
+		f.AppID = checkout.ID
+		p, err := svc.ListDeployments(ctx, f, deploydb.PageRequest{})
 		if err != nil {
 			w.refused(label, err, deploydb.ErrInvalidArgument)
 			return nil
@@ -233,8 +234,8 @@ func (w *walkthrough) refused(what string, err, want error) {
 	}
 }
 
-func clock(t *time.Time) string {
-	if t == nil {
+func clock(t time.Time) string {
+	if t.IsZero() {
 		return "-"
 	}
 	return t.Local().Format("15:04:05.000")
@@ -252,9 +253,9 @@ func short(c string) string {
 
 // demoRollout deploys a build to three targets: one is cut over while
 // another waits, one fails and is retried; the deployment's status follows.
-func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, appID, buildID int64) error {
+func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, appID deploydb.AppID, buildID deploydb.BuildID) error {
 	w.section("8. A rollout to three targets (CreateDeploymentWithTargets)")
-	d, ops, err := svc.CreateDeploymentWithTargets(ctx, appID, buildID, "canary", []string{"eu-west", "us-east", "ap-south"})
+	d, ops, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: appID, BuildID: buildID, Environment: "canary", Targets: []string{"eu-west", "us-east", "ap-south"}})
 	if err != nil {
 		return err
 	}
@@ -270,7 +271,7 @@ func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, app
 		w.line("%-44s %-9s -> %-20s deployment: %s", what, o.Target, o.State, dep.Status)
 		return nil
 	}
-	byTarget := map[string]int64{}
+	byTarget := map[string]deploydb.OperationID{}
 	for _, o := range ops {
 		byTarget[o.Target] = o.ID
 	}
@@ -281,28 +282,28 @@ func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, app
 		}
 	}
 	for _, target := range []string{"eu-west", "us-east"} {
-		o, err := svc.MarkWaitingForCutover(ctx, byTarget[target])
+		o, _, err := svc.MarkWaitingForCutover(ctx, byTarget[target])
 		if err := step("MarkWaitingForCutover", o, err); err != nil {
 			return err
 		}
 	}
-	o, err := svc.MarkCuttingOver(ctx, byTarget["eu-west"])
+	o, _, err := svc.MarkCuttingOver(ctx, byTarget["eu-west"])
 	if err := step("MarkCuttingOver (us-east keeps waiting)", o, err); err != nil {
 		return err
 	}
-	o, err = svc.MarkCompleted(ctx, byTarget["eu-west"])
+	o, _, err = svc.MarkCompleted(ctx, byTarget["eu-west"])
 	if err := step("MarkCompleted", o, err); err != nil {
 		return err
 	}
-	o, err = svc.MarkFailed(ctx, byTarget["ap-south"], "health check timed out")
+	o, _, err = svc.MarkFailed(ctx, byTarget["ap-south"], "health check timed out")
 	if err := step("MarkFailed(\"health check timed out\")", o, err); err != nil {
 		return err
 	}
-	_, err = svc.MarkCompleted(ctx, byTarget["ap-south"])
+	_, _, err = svc.MarkCompleted(ctx, byTarget["ap-south"])
 	w.refused("MarkCompleted on the failed ap-south", err, deploydb.ErrInvalidTransition)
-	_, err = svc.UpdateDeploymentStatus(ctx, d.ID, deploydb.DeploymentCanceled)
+	_, _, err = svc.UpdateDeploymentStatus(ctx, d.ID, deploydb.DeploymentCanceled)
 	w.refused("a manual status change on a rollout", err, deploydb.ErrConflict)
-	o, err = svc.Retry(ctx, byTarget["ap-south"])
+	o, _, err = svc.Retry(ctx, byTarget["ap-south"])
 	if err := step(fmt.Sprintf("Retry (attempt %d, last error kept)", o.Attempt), o, err); err != nil {
 		return err
 	}
@@ -310,15 +311,15 @@ func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, app
 	if err := step("ClaimNextOperation(worker-ap-south-2)", o, err); err != nil {
 		return err
 	}
-	o, err = svc.MarkCompleted(ctx, byTarget["ap-south"])
+	o, _, err = svc.MarkCompleted(ctx, byTarget["ap-south"])
 	if err := step("MarkCompleted", o, err); err != nil {
 		return err
 	}
-	o, err = svc.MarkCuttingOver(ctx, byTarget["us-east"])
+	o, _, err = svc.MarkCuttingOver(ctx, byTarget["us-east"])
 	if err := step("MarkCuttingOver", o, err); err != nil {
 		return err
 	}
-	o, err = svc.MarkCompleted(ctx, byTarget["us-east"])
+	o, _, err = svc.MarkCompleted(ctx, byTarget["us-east"])
 	if err := step("MarkCompleted", o, err); err != nil {
 		return err
 	}
@@ -327,18 +328,14 @@ func demoRollout(ctx context.Context, w *walkthrough, svc *deploydb.Service, app
 		return err
 	}
 	for _, o := range final {
-		lastErr := "-"
-		if o.LastError != nil {
-			lastErr = *o.LastError
-		}
-		w.line("  %-9s %-10s attempt %d, claimed by %s, last error: %s", o.Target, o.State, o.Attempt, deref(o.ClaimedBy), lastErr)
+		w.line("  %-9s %-10s attempt %d, claimed by %s, last error: %s", o.Target, o.State, o.Attempt, orDash(o.ClaimedBy), orDash(o.LastError))
 	}
 	return nil
 }
 
-func deref(s *string) string {
-	if s == nil {
+func orDash(s string) string {
+	if s == "" {
 		return "-"
 	}
-	return *s
+	return s
 }

@@ -17,7 +17,7 @@
 //     control, a timeout switched off) fail the review under the rules
 //     transaction_control and timeout_off, which no allow line accepts.
 //  3. Drift: schema.hcl re-diffs to no new migration, atlas.sum is valid,
-//     gen/ is what sqlc generates (sqlc diff), docs/schema.md is current.
+//     internal/dbsqlc is what sqlc generates (sqlc diff), docs/schema.md is current.
 //  4. Query plans: every query of queries/ under EXPLAIN (ANALYZE, BUFFERS)
 //     with representative parameters (params.go) on a deterministic seeded
 //     data set (seed.go); sequential scans of the big tables, sorts of more

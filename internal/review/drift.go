@@ -108,9 +108,9 @@ func checkAtlasSum(ctx context.Context, atlas, repo, dir string) Check {
 	return c
 }
 
-// checkSqlc runs sqlc diff: gen/ must be what sqlc generates from queries/.
+// checkSqlc runs sqlc diff: internal/dbsqlc must be what sqlc generates from queries/.
 func checkSqlc(ctx context.Context, sqlc, repo string) Check {
-	c := Check{Name: "gen/ ⇔ queries/ (sqlc diff)", Fix: "run `make generate` and commit gen/."}
+	c := Check{Name: "internal/dbsqlc ⇔ queries/ (sqlc diff)", Fix: "run `make generate` and commit internal/dbsqlc."}
 	if !exists(filepath.Join(repo, "sqlc.yaml")) {
 		c.Skipped = "no sqlc.yaml"
 		return c

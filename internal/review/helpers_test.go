@@ -114,7 +114,7 @@ func newRepo(t *testing.T, audit bool) string {
 		copyFile(t, filepath.Join("testdata", "base_audit_events.sql"), filepath.Join(dir, "db", "migrations", fixtureAuditFile))
 	}
 	copyGlob(t, filepath.Join(root, "queries"), "*.sql", filepath.Join(dir, "queries"))
-	copyGlob(t, filepath.Join(root, "gen"), "*.go", filepath.Join(dir, "gen"))
+	copyGlob(t, filepath.Join(root, "internal", "dbsqlc"), "*.go", filepath.Join(dir, "internal", "dbsqlc"))
 	rehash(t, dir)
 	gitRun(t, dir, "init", "-q", "-b", "main")
 	gitRun(t, dir, "add", "-A")

@@ -149,8 +149,8 @@ func TestDataSetShape(t *testing.T) {
 	}
 	// Identity sequences continue after the seeded ids.
 	svc := deploydb.New(pool)
-	app, err := svc.CreateApp(ctx, "after-seed")
-	if err != nil || app.ID != int64(cfg.Apps+1) {
+	app, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "after-seed"})
+	if err != nil || app.ID != deploydb.AppID(cfg.Apps+1) {
 		t.Fatalf("CreateApp after seeding: id %d, %v", app.ID, err)
 	}
 	// A deployment with operations stores what its operations derive to.

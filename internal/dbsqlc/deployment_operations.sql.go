@@ -3,16 +3,15 @@
 //   sqlc v1.31.1
 // source: deployment_operations.sql
 
-package gen
+package dbsqlc
 
 import (
 	"context"
-	"time"
 
-	status "github.com/deploydb/deploydb/status"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const claimNextOperation = `-- name: ClaimNextOperation :one
+const ClaimNextOperation = `-- name: ClaimNextOperation :one
 UPDATE deployment_operations
 SET state      = 'running',
     claimed_by = $1::text,
@@ -36,8 +35,8 @@ RETURNING id, deployment_id, target, state, attempt, last_error, claimed_by, cla
 `
 
 type ClaimNextOperationParams struct {
-	Worker string `json:"worker"`
-	Target string `json:"target"`
+	Worker string
+	Target string
 }
 
 // ClaimNextOperation moves the oldest pending operation on a target to
@@ -48,7 +47,7 @@ type ClaimNextOperationParams struct {
 // deployment_operations_target_state_created_at_id_idx and
 // deployments_one_in_progress_key.
 func (q *Queries) ClaimNextOperation(ctx context.Context, arg ClaimNextOperationParams) (DeploymentOperation, error) {
-	row := q.db.QueryRow(ctx, claimNextOperation, arg.Worker, arg.Target)
+	row := q.db.QueryRow(ctx, ClaimNextOperation, arg.Worker, arg.Target)
 	var i DeploymentOperation
 	err := row.Scan(
 		&i.ID,
@@ -67,7 +66,7 @@ func (q *Queries) ClaimNextOperation(ctx context.Context, arg ClaimNextOperation
 	return i, err
 }
 
-const createDeploymentOperations = `-- name: CreateDeploymentOperations :many
+const CreateDeploymentOperations = `-- name: CreateDeploymentOperations :many
 INSERT INTO deployment_operations (deployment_id, target)
 SELECT $1::bigint, t
 FROM unnest($2::text[]) AS t
@@ -75,14 +74,14 @@ RETURNING id, deployment_id, target, state, attempt, last_error, claimed_by, cla
 `
 
 type CreateDeploymentOperationsParams struct {
-	DeploymentID int64    `json:"deployment_id"`
-	Targets      []string `json:"targets"`
+	DeploymentID int64
+	Targets      []string
 }
 
 // CreateDeploymentOperations inserts one pending operation per target of a
 // deployment, in one statement.
 func (q *Queries) CreateDeploymentOperations(ctx context.Context, arg CreateDeploymentOperationsParams) ([]DeploymentOperation, error) {
-	rows, err := q.db.Query(ctx, createDeploymentOperations, arg.DeploymentID, arg.Targets)
+	rows, err := q.db.Query(ctx, CreateDeploymentOperations, arg.DeploymentID, arg.Targets)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +113,7 @@ func (q *Queries) CreateDeploymentOperations(ctx context.Context, arg CreateDepl
 	return items, nil
 }
 
-const deleteDeploymentOperations = `-- name: DeleteDeploymentOperations :execrows
+const DeleteDeploymentOperations = `-- name: DeleteDeploymentOperations :execrows
 DELETE FROM deployment_operations
 WHERE deployment_id = $1
 `
@@ -122,21 +121,21 @@ WHERE deployment_id = $1
 // DeleteDeploymentOperations deletes every operation of a deployment and
 // returns how many were deleted.
 func (q *Queries) DeleteDeploymentOperations(ctx context.Context, deploymentID int64) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteDeploymentOperations, deploymentID)
+	result, err := q.db.Exec(ctx, DeleteDeploymentOperations, deploymentID)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const getOperation = `-- name: GetOperation :one
+const GetOperation = `-- name: GetOperation :one
 SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at FROM deployment_operations
 WHERE id = $1
 `
 
 // GetOperation returns the operation with the given id (primary key).
 func (q *Queries) GetOperation(ctx context.Context, id int64) (DeploymentOperation, error) {
-	row := q.db.QueryRow(ctx, getOperation, id)
+	row := q.db.QueryRow(ctx, GetOperation, id)
 	var i DeploymentOperation
 	err := row.Scan(
 		&i.ID,
@@ -155,20 +154,20 @@ func (q *Queries) GetOperation(ctx context.Context, id int64) (DeploymentOperati
 	return i, err
 }
 
-const getOperationByDeploymentAndTarget = `-- name: GetOperationByDeploymentAndTarget :one
+const GetOperationByDeploymentAndTarget = `-- name: GetOperationByDeploymentAndTarget :one
 SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at FROM deployment_operations
 WHERE deployment_id = $1 AND target = $2
 `
 
 type GetOperationByDeploymentAndTargetParams struct {
-	DeploymentID int64  `json:"deployment_id"`
-	Target       string `json:"target"`
+	DeploymentID int64
+	Target       string
 }
 
 // GetOperationByDeploymentAndTarget returns a deployment's operation on one
 // target. Served by deployment_operations_deployment_id_target_key.
 func (q *Queries) GetOperationByDeploymentAndTarget(ctx context.Context, arg GetOperationByDeploymentAndTargetParams) (DeploymentOperation, error) {
-	row := q.db.QueryRow(ctx, getOperationByDeploymentAndTarget, arg.DeploymentID, arg.Target)
+	row := q.db.QueryRow(ctx, GetOperationByDeploymentAndTarget, arg.DeploymentID, arg.Target)
 	var i DeploymentOperation
 	err := row.Scan(
 		&i.ID,
@@ -187,20 +186,20 @@ func (q *Queries) GetOperationByDeploymentAndTarget(ctx context.Context, arg Get
 	return i, err
 }
 
-const hasDeploymentOperations = `-- name: HasDeploymentOperations :one
+const HasDeploymentOperations = `-- name: HasDeploymentOperations :one
 SELECT EXISTS (SELECT 1 FROM deployment_operations WHERE deployment_id = $1)
 `
 
 // HasDeploymentOperations reports whether a deployment's status is derived
 // from operations.
 func (q *Queries) HasDeploymentOperations(ctx context.Context, deploymentID int64) (bool, error) {
-	row := q.db.QueryRow(ctx, hasDeploymentOperations, deploymentID)
+	row := q.db.QueryRow(ctx, HasDeploymentOperations, deploymentID)
 	var exists bool
 	err := row.Scan(&exists)
 	return exists, err
 }
 
-const listActiveOperationsByTarget = `-- name: ListActiveOperationsByTarget :many
+const ListActiveOperationsByTarget = `-- name: ListActiveOperationsByTarget :many
 SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at FROM (
     (SELECT r.id, r.deployment_id, r.target, r.state, r.attempt, r.last_error, r.claimed_by, r.claimed_at, r.started_at, r.finished_at, r.created_at, r.updated_at FROM deployment_operations r
      WHERE r.target = $1 AND r.state = 'running'
@@ -219,8 +218,8 @@ LIMIT $2
 `
 
 type ListActiveOperationsByTargetParams struct {
-	Target  string `json:"target"`
-	MaxRows int32  `json:"max_rows"`
+	Target  string
+	MaxRows int32
 }
 
 // ListActiveOperationsByTarget returns the operations under way on a target
@@ -229,7 +228,7 @@ type ListActiveOperationsByTargetParams struct {
 // deployment_operations_target_state_created_at_id_idx; UNION ALL lets the
 // planner merge the three ranges in order instead of sorting.
 func (q *Queries) ListActiveOperationsByTarget(ctx context.Context, arg ListActiveOperationsByTargetParams) ([]DeploymentOperation, error) {
-	rows, err := q.db.Query(ctx, listActiveOperationsByTarget, arg.Target, arg.MaxRows)
+	rows, err := q.db.Query(ctx, ListActiveOperationsByTarget, arg.Target, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -261,21 +260,21 @@ func (q *Queries) ListActiveOperationsByTarget(ctx context.Context, arg ListActi
 	return items, nil
 }
 
-const listDeploymentOperationStates = `-- name: ListDeploymentOperationStates :many
+const ListDeploymentOperationStates = `-- name: ListDeploymentOperationStates :many
 SELECT state, started_at, finished_at FROM deployment_operations
 WHERE deployment_id = $1
 `
 
 type ListDeploymentOperationStatesRow struct {
-	State      status.Operation `json:"state"`
-	StartedAt  *time.Time       `json:"started_at"`
-	FinishedAt *time.Time       `json:"finished_at"`
+	State      string
+	StartedAt  pgtype.Timestamptz
+	FinishedAt pgtype.Timestamptz
 }
 
 // ListDeploymentOperationStates returns what the deployment's derived status
 // is computed from. Served by deployment_operations_deployment_id_target_key.
 func (q *Queries) ListDeploymentOperationStates(ctx context.Context, deploymentID int64) ([]ListDeploymentOperationStatesRow, error) {
-	rows, err := q.db.Query(ctx, listDeploymentOperationStates, deploymentID)
+	rows, err := q.db.Query(ctx, ListDeploymentOperationStates, deploymentID)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +293,7 @@ func (q *Queries) ListDeploymentOperationStates(ctx context.Context, deploymentI
 	return items, nil
 }
 
-const listDeploymentOperations = `-- name: ListDeploymentOperations :many
+const ListDeploymentOperations = `-- name: ListDeploymentOperations :many
 SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at FROM deployment_operations
 WHERE deployment_id = $1
 ORDER BY target
@@ -303,7 +302,7 @@ ORDER BY target
 // ListDeploymentOperations returns a deployment's operations ordered by
 // target. Served by deployment_operations_deployment_id_target_key.
 func (q *Queries) ListDeploymentOperations(ctx context.Context, deploymentID int64) ([]DeploymentOperation, error) {
-	rows, err := q.db.Query(ctx, listDeploymentOperations, deploymentID)
+	rows, err := q.db.Query(ctx, ListDeploymentOperations, deploymentID)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +334,7 @@ func (q *Queries) ListDeploymentOperations(ctx context.Context, deploymentID int
 	return items, nil
 }
 
-const transitionOperation = `-- name: TransitionOperation :one
+const TransitionOperation = `-- name: TransitionOperation :one
 UPDATE deployment_operations
 SET state       = $1::text,
     attempt     = attempt + CASE WHEN state = 'failed' AND $1::text = 'pending' THEN 1 ELSE 0 END,
@@ -369,9 +368,9 @@ RETURNING id, deployment_id, target, state, attempt, last_error, claimed_by, cla
 `
 
 type TransitionOperationParams struct {
-	NewState  string  `json:"new_state"`
-	LastError *string `json:"last_error"`
-	ID        int64   `json:"id"`
+	NewState  string
+	LastError pgtype.Text
+	ID        int64
 }
 
 // TransitionOperation moves an operation to new_state if, and only if, the
@@ -381,7 +380,7 @@ type TransitionOperationParams struct {
 // once; finished_at is set on completed, failed, stopped and reverted and
 // cleared on pending.
 func (q *Queries) TransitionOperation(ctx context.Context, arg TransitionOperationParams) (DeploymentOperation, error) {
-	row := q.db.QueryRow(ctx, transitionOperation, arg.NewState, arg.LastError, arg.ID)
+	row := q.db.QueryRow(ctx, TransitionOperation, arg.NewState, arg.LastError, arg.ID)
 	var i DeploymentOperation
 	err := row.Scan(
 		&i.ID,

@@ -3,14 +3,14 @@
 //   sqlc v1.31.1
 // source: apps.sql
 
-package gen
+package dbsqlc
 
 import (
 	"context"
 	"time"
 )
 
-const createApp = `-- name: CreateApp :one
+const CreateApp = `-- name: CreateApp :one
 INSERT INTO apps (name)
 VALUES ($1)
 RETURNING id, name, created_at, updated_at
@@ -19,7 +19,7 @@ RETURNING id, name, created_at, updated_at
 // CreateApp inserts an app. A duplicate name violates apps_name_key (23505);
 // a malformed name violates apps_name_format (23514).
 func (q *Queries) CreateApp(ctx context.Context, name string) (App, error) {
-	row := q.db.QueryRow(ctx, createApp, name)
+	row := q.db.QueryRow(ctx, CreateApp, name)
 	var i App
 	err := row.Scan(
 		&i.ID,
@@ -30,7 +30,7 @@ func (q *Queries) CreateApp(ctx context.Context, name string) (App, error) {
 	return i, err
 }
 
-const deleteApp = `-- name: DeleteApp :execrows
+const DeleteApp = `-- name: DeleteApp :execrows
 DELETE FROM apps
 WHERE id = $1
 `
@@ -38,21 +38,21 @@ WHERE id = $1
 // DeleteApp deletes an app with its builds and deployments (ON DELETE
 // CASCADE) and returns the number of apps deleted (0 or 1).
 func (q *Queries) DeleteApp(ctx context.Context, id int64) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteApp, id)
+	result, err := q.db.Exec(ctx, DeleteApp, id)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const getApp = `-- name: GetApp :one
+const GetApp = `-- name: GetApp :one
 SELECT id, name, created_at, updated_at FROM apps
 WHERE id = $1
 `
 
 // GetApp returns the app with the given id (primary key).
 func (q *Queries) GetApp(ctx context.Context, id int64) (App, error) {
-	row := q.db.QueryRow(ctx, getApp, id)
+	row := q.db.QueryRow(ctx, GetApp, id)
 	var i App
 	err := row.Scan(
 		&i.ID,
@@ -63,14 +63,14 @@ func (q *Queries) GetApp(ctx context.Context, id int64) (App, error) {
 	return i, err
 }
 
-const getAppByName = `-- name: GetAppByName :one
+const GetAppByName = `-- name: GetAppByName :one
 SELECT id, name, created_at, updated_at FROM apps
 WHERE name = $1
 `
 
 // GetAppByName returns the app with the given name (apps_name_key).
 func (q *Queries) GetAppByName(ctx context.Context, name string) (App, error) {
-	row := q.db.QueryRow(ctx, getAppByName, name)
+	row := q.db.QueryRow(ctx, GetAppByName, name)
 	var i App
 	err := row.Scan(
 		&i.ID,
@@ -81,7 +81,7 @@ func (q *Queries) GetAppByName(ctx context.Context, name string) (App, error) {
 	return i, err
 }
 
-const listAppsPaged = `-- name: ListAppsPaged :many
+const ListAppsPaged = `-- name: ListAppsPaged :many
 SELECT id, name, created_at, updated_at FROM apps
 WHERE (created_at, id) < ($1::timestamptz, $2::bigint)
 ORDER BY created_at DESC, id DESC
@@ -89,15 +89,15 @@ LIMIT $3
 `
 
 type ListAppsPagedParams struct {
-	CursorCreatedAt time.Time `json:"cursor_created_at"`
-	CursorID        int64     `json:"cursor_id"`
-	PageSize        int32     `json:"page_size"`
+	CursorCreatedAt time.Time
+	CursorID        int64
+	PageSize        int32
 }
 
 // ListAppsPaged returns one keyset page of apps, newest first, strictly
 // after the (created_at, id) cursor. Served by apps_created_at_id_idx.
 func (q *Queries) ListAppsPaged(ctx context.Context, arg ListAppsPagedParams) ([]App, error) {
-	rows, err := q.db.Query(ctx, listAppsPaged, arg.CursorCreatedAt, arg.CursorID, arg.PageSize)
+	rows, err := q.db.Query(ctx, ListAppsPaged, arg.CursorCreatedAt, arg.CursorID, arg.PageSize)
 	if err != nil {
 		return nil, err
 	}

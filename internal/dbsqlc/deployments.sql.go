@@ -3,16 +3,16 @@
 //   sqlc v1.31.1
 // source: deployments.sql
 
-package gen
+package dbsqlc
 
 import (
 	"context"
 	"time"
 
-	status "github.com/deploydb/deploydb/status"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const createDeployment = `-- name: CreateDeployment :one
+const CreateDeployment = `-- name: CreateDeployment :one
 INSERT INTO deployments (app_id, build_id, environment)
 SELECT b.app_id, b.id, $1::text
 FROM builds b
@@ -21,16 +21,16 @@ RETURNING id, app_id, build_id, environment, status, created_at, updated_at, sta
 `
 
 type CreateDeploymentParams struct {
-	Environment string `json:"environment"`
-	BuildID     int64  `json:"build_id"`
-	AppID       int64  `json:"app_id"`
+	Environment string
+	BuildID     int64
+	AppID       int64
 }
 
 // CreateDeployment inserts a pending deployment of a build, but only if the
 // build belongs to the app and has succeeded; otherwise it returns no row and
 // the caller reads the build to say why.
 func (q *Queries) CreateDeployment(ctx context.Context, arg CreateDeploymentParams) (Deployment, error) {
-	row := q.db.QueryRow(ctx, createDeployment, arg.Environment, arg.BuildID, arg.AppID)
+	row := q.db.QueryRow(ctx, CreateDeployment, arg.Environment, arg.BuildID, arg.AppID)
 	var i Deployment
 	err := row.Scan(
 		&i.ID,
@@ -46,7 +46,7 @@ func (q *Queries) CreateDeployment(ctx context.Context, arg CreateDeploymentPara
 	return i, err
 }
 
-const deleteDeployment = `-- name: DeleteDeployment :execrows
+const DeleteDeployment = `-- name: DeleteDeployment :execrows
 DELETE FROM deployments
 WHERE id = $1
 `
@@ -54,21 +54,21 @@ WHERE id = $1
 // DeleteDeployment deletes a deployment and returns the number deleted (0 or
 // 1).
 func (q *Queries) DeleteDeployment(ctx context.Context, id int64) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteDeployment, id)
+	result, err := q.db.Exec(ctx, DeleteDeployment, id)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const getDeployment = `-- name: GetDeployment :one
+const GetDeployment = `-- name: GetDeployment :one
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE id = $1
 `
 
 // GetDeployment returns the deployment with the given id (primary key).
 func (q *Queries) GetDeployment(ctx context.Context, id int64) (Deployment, error) {
-	row := q.db.QueryRow(ctx, getDeployment, id)
+	row := q.db.QueryRow(ctx, GetDeployment, id)
 	var i Deployment
 	err := row.Scan(
 		&i.ID,
@@ -84,7 +84,7 @@ func (q *Queries) GetDeployment(ctx context.Context, id int64) (Deployment, erro
 	return i, err
 }
 
-const getDeploymentWithBuild = `-- name: GetDeploymentWithBuild :one
+const GetDeploymentWithBuild = `-- name: GetDeploymentWithBuild :one
 SELECT deployments.id, deployments.app_id, deployments.build_id, deployments.environment, deployments.status, deployments.created_at, deployments.updated_at, deployments.started_at, deployments.finished_at, builds.id, builds.app_id, builds.source_version, builds.status, builds.created_at, builds.updated_at, builds.started_at, builds.finished_at
 FROM deployments
 JOIN builds ON builds.id = deployments.build_id AND builds.app_id = deployments.app_id
@@ -92,14 +92,14 @@ WHERE deployments.id = $1
 `
 
 type GetDeploymentWithBuildRow struct {
-	Deployment Deployment `json:"deployment"`
-	Build      Build      `json:"build"`
+	Deployment Deployment
+	Build      Build
 }
 
 // GetDeploymentWithBuild returns a deployment together with the build it
 // deploys, in one round trip (two primary-key lookups).
 func (q *Queries) GetDeploymentWithBuild(ctx context.Context, id int64) (GetDeploymentWithBuildRow, error) {
-	row := q.db.QueryRow(ctx, getDeploymentWithBuild, id)
+	row := q.db.QueryRow(ctx, GetDeploymentWithBuild, id)
 	var i GetDeploymentWithBuildRow
 	err := row.Scan(
 		&i.Deployment.ID,
@@ -123,7 +123,7 @@ func (q *Queries) GetDeploymentWithBuild(ctx context.Context, id int64) (GetDepl
 	return i, err
 }
 
-const getLatestDeployment = `-- name: GetLatestDeployment :one
+const GetLatestDeployment = `-- name: GetLatestDeployment :one
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1 AND environment = $2
 ORDER BY created_at DESC, id DESC
@@ -131,15 +131,15 @@ LIMIT 1
 `
 
 type GetLatestDeploymentParams struct {
-	AppID       int64  `json:"app_id"`
-	Environment string `json:"environment"`
+	AppID       int64
+	Environment string
 }
 
 // GetLatestDeployment returns the newest deployment of an app to one
 // environment, whatever its status. Served by
 // deployments_app_id_environment_created_at_id_idx.
 func (q *Queries) GetLatestDeployment(ctx context.Context, arg GetLatestDeploymentParams) (Deployment, error) {
-	row := q.db.QueryRow(ctx, getLatestDeployment, arg.AppID, arg.Environment)
+	row := q.db.QueryRow(ctx, GetLatestDeployment, arg.AppID, arg.Environment)
 	var i Deployment
 	err := row.Scan(
 		&i.ID,
@@ -155,51 +155,7 @@ func (q *Queries) GetLatestDeployment(ctx context.Context, arg GetLatestDeployme
 	return i, err
 }
 
-const listAppDeployments = `-- name: ListAppDeployments :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
-WHERE app_id = $1
-ORDER BY created_at DESC, id DESC
-LIMIT $2
-`
-
-type ListAppDeploymentsParams struct {
-	AppID   int64 `json:"app_id"`
-	MaxRows int32 `json:"max_rows"`
-}
-
-// ListAppDeployments returns an app's newest deployments, at most max_rows of
-// them. Served by deployments_app_id_created_at_id_idx.
-func (q *Queries) ListAppDeployments(ctx context.Context, arg ListAppDeploymentsParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listAppDeployments, arg.AppID, arg.MaxRows)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []Deployment
-	for rows.Next() {
-		var i Deployment
-		if err := rows.Scan(
-			&i.ID,
-			&i.AppID,
-			&i.BuildID,
-			&i.Environment,
-			&i.Status,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.StartedAt,
-			&i.FinishedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const listAppDeploymentsPaged = `-- name: ListAppDeploymentsPaged :many
+const ListAppDeploymentsPaged = `-- name: ListAppDeploymentsPaged :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1
   AND (created_at, id) < ($2::timestamptz, $3::bigint)
@@ -208,16 +164,16 @@ LIMIT $4
 `
 
 type ListAppDeploymentsPagedParams struct {
-	AppID           int64     `json:"app_id"`
-	CursorCreatedAt time.Time `json:"cursor_created_at"`
-	CursorID        int64     `json:"cursor_id"`
-	PageSize        int32     `json:"page_size"`
+	AppID           int64
+	CursorCreatedAt time.Time
+	CursorID        int64
+	PageSize        int32
 }
 
 // ListAppDeploymentsPaged returns one keyset page of an app's deployments,
 // newest first. Served by deployments_app_id_created_at_id_idx.
 func (q *Queries) ListAppDeploymentsPaged(ctx context.Context, arg ListAppDeploymentsPagedParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listAppDeploymentsPaged,
+	rows, err := q.db.Query(ctx, ListAppDeploymentsPaged,
 		arg.AppID,
 		arg.CursorCreatedAt,
 		arg.CursorID,
@@ -251,7 +207,7 @@ func (q *Queries) ListAppDeploymentsPaged(ctx context.Context, arg ListAppDeploy
 	return items, nil
 }
 
-const listAppDeploymentsPagedAsc = `-- name: ListAppDeploymentsPagedAsc :many
+const ListAppDeploymentsPagedAsc = `-- name: ListAppDeploymentsPagedAsc :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1
   AND (created_at, id) > ($2::timestamptz, $3::bigint)
@@ -260,17 +216,17 @@ LIMIT $4
 `
 
 type ListAppDeploymentsPagedAscParams struct {
-	AppID           int64     `json:"app_id"`
-	CursorCreatedAt time.Time `json:"cursor_created_at"`
-	CursorID        int64     `json:"cursor_id"`
-	PageSize        int32     `json:"page_size"`
+	AppID           int64
+	CursorCreatedAt time.Time
+	CursorID        int64
+	PageSize        int32
 }
 
 // ListAppDeploymentsPagedAsc returns one keyset page of an app's
 // deployments, oldest first. Served by deployments_app_id_created_at_id_idx
 // (backward scan).
 func (q *Queries) ListAppDeploymentsPagedAsc(ctx context.Context, arg ListAppDeploymentsPagedAscParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listAppDeploymentsPagedAsc,
+	rows, err := q.db.Query(ctx, ListAppDeploymentsPagedAsc,
 		arg.AppID,
 		arg.CursorCreatedAt,
 		arg.CursorID,
@@ -304,7 +260,7 @@ func (q *Queries) ListAppDeploymentsPagedAsc(ctx context.Context, arg ListAppDep
 	return items, nil
 }
 
-const listEnvironmentDeploymentsPaged = `-- name: ListEnvironmentDeploymentsPaged :many
+const ListEnvironmentDeploymentsPaged = `-- name: ListEnvironmentDeploymentsPaged :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1 AND environment = $2
   AND (created_at, id) < ($3::timestamptz, $4::bigint)
@@ -313,18 +269,18 @@ LIMIT $5
 `
 
 type ListEnvironmentDeploymentsPagedParams struct {
-	AppID           int64     `json:"app_id"`
-	Environment     string    `json:"environment"`
-	CursorCreatedAt time.Time `json:"cursor_created_at"`
-	CursorID        int64     `json:"cursor_id"`
-	PageSize        int32     `json:"page_size"`
+	AppID           int64
+	Environment     string
+	CursorCreatedAt time.Time
+	CursorID        int64
+	PageSize        int32
 }
 
 // ListEnvironmentDeploymentsPaged returns one keyset page of an app's
 // deployments to one environment, newest first. Served by
 // deployments_app_id_environment_created_at_id_idx.
 func (q *Queries) ListEnvironmentDeploymentsPaged(ctx context.Context, arg ListEnvironmentDeploymentsPagedParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listEnvironmentDeploymentsPaged,
+	rows, err := q.db.Query(ctx, ListEnvironmentDeploymentsPaged,
 		arg.AppID,
 		arg.Environment,
 		arg.CursorCreatedAt,
@@ -359,7 +315,7 @@ func (q *Queries) ListEnvironmentDeploymentsPaged(ctx context.Context, arg ListE
 	return items, nil
 }
 
-const listEnvironmentDeploymentsPagedAsc = `-- name: ListEnvironmentDeploymentsPagedAsc :many
+const ListEnvironmentDeploymentsPagedAsc = `-- name: ListEnvironmentDeploymentsPagedAsc :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1 AND environment = $2
   AND (created_at, id) > ($3::timestamptz, $4::bigint)
@@ -368,17 +324,17 @@ LIMIT $5
 `
 
 type ListEnvironmentDeploymentsPagedAscParams struct {
-	AppID           int64     `json:"app_id"`
-	Environment     string    `json:"environment"`
-	CursorCreatedAt time.Time `json:"cursor_created_at"`
-	CursorID        int64     `json:"cursor_id"`
-	PageSize        int32     `json:"page_size"`
+	AppID           int64
+	Environment     string
+	CursorCreatedAt time.Time
+	CursorID        int64
+	PageSize        int32
 }
 
 // ListEnvironmentDeploymentsPagedAsc is ListEnvironmentDeploymentsPaged,
 // oldest first.
 func (q *Queries) ListEnvironmentDeploymentsPagedAsc(ctx context.Context, arg ListEnvironmentDeploymentsPagedAscParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listEnvironmentDeploymentsPagedAsc,
+	rows, err := q.db.Query(ctx, ListEnvironmentDeploymentsPagedAsc,
 		arg.AppID,
 		arg.Environment,
 		arg.CursorCreatedAt,
@@ -413,7 +369,7 @@ func (q *Queries) ListEnvironmentDeploymentsPagedAsc(ctx context.Context, arg Li
 	return items, nil
 }
 
-const listFinishedDeploymentsPaged = `-- name: ListFinishedDeploymentsPaged :many
+const ListFinishedDeploymentsPaged = `-- name: ListFinishedDeploymentsPaged :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1 AND status = $2
   AND finished_at >= $3::timestamptz AND finished_at < $4::timestamptz
@@ -423,13 +379,13 @@ LIMIT $7
 `
 
 type ListFinishedDeploymentsPagedParams struct {
-	AppID            int64             `json:"app_id"`
-	Status           status.Deployment `json:"status"`
-	FinishedAfter    time.Time         `json:"finished_after"`
-	FinishedBefore   time.Time         `json:"finished_before"`
-	CursorFinishedAt time.Time         `json:"cursor_finished_at"`
-	CursorID         int64             `json:"cursor_id"`
-	PageSize         int32             `json:"page_size"`
+	AppID            int64
+	Status           string
+	FinishedAfter    time.Time
+	FinishedBefore   time.Time
+	CursorFinishedAt time.Time
+	CursorID         int64
+	PageSize         int32
 }
 
 // ListFinishedDeploymentsPaged returns one keyset page of an app's
@@ -437,7 +393,7 @@ type ListFinishedDeploymentsPagedParams struct {
 // finished_before), most recently finished first. Served by
 // deployments_app_id_status_finished_at_id_idx.
 func (q *Queries) ListFinishedDeploymentsPaged(ctx context.Context, arg ListFinishedDeploymentsPagedParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listFinishedDeploymentsPaged,
+	rows, err := q.db.Query(ctx, ListFinishedDeploymentsPaged,
 		arg.AppID,
 		arg.Status,
 		arg.FinishedAfter,
@@ -474,7 +430,7 @@ func (q *Queries) ListFinishedDeploymentsPaged(ctx context.Context, arg ListFini
 	return items, nil
 }
 
-const listFinishedDeploymentsPagedAsc = `-- name: ListFinishedDeploymentsPagedAsc :many
+const ListFinishedDeploymentsPagedAsc = `-- name: ListFinishedDeploymentsPagedAsc :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1 AND status = $2
   AND finished_at >= $3::timestamptz AND finished_at < $4::timestamptz
@@ -484,19 +440,19 @@ LIMIT $7
 `
 
 type ListFinishedDeploymentsPagedAscParams struct {
-	AppID            int64             `json:"app_id"`
-	Status           status.Deployment `json:"status"`
-	FinishedAfter    time.Time         `json:"finished_after"`
-	FinishedBefore   time.Time         `json:"finished_before"`
-	CursorFinishedAt time.Time         `json:"cursor_finished_at"`
-	CursorID         int64             `json:"cursor_id"`
-	PageSize         int32             `json:"page_size"`
+	AppID            int64
+	Status           string
+	FinishedAfter    time.Time
+	FinishedBefore   time.Time
+	CursorFinishedAt time.Time
+	CursorID         int64
+	PageSize         int32
 }
 
 // ListFinishedDeploymentsPagedAsc is ListFinishedDeploymentsPaged, earliest
 // finished first.
 func (q *Queries) ListFinishedDeploymentsPagedAsc(ctx context.Context, arg ListFinishedDeploymentsPagedAscParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listFinishedDeploymentsPagedAsc,
+	rows, err := q.db.Query(ctx, ListFinishedDeploymentsPagedAsc,
 		arg.AppID,
 		arg.Status,
 		arg.FinishedAfter,
@@ -533,7 +489,7 @@ func (q *Queries) ListFinishedDeploymentsPagedAsc(ctx context.Context, arg ListF
 	return items, nil
 }
 
-const listStatusDeploymentsPaged = `-- name: ListStatusDeploymentsPaged :many
+const ListStatusDeploymentsPaged = `-- name: ListStatusDeploymentsPaged :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1 AND status = $2
   AND (created_at, id) < ($3::timestamptz, $4::bigint)
@@ -542,18 +498,18 @@ LIMIT $5
 `
 
 type ListStatusDeploymentsPagedParams struct {
-	AppID           int64             `json:"app_id"`
-	Status          status.Deployment `json:"status"`
-	CursorCreatedAt time.Time         `json:"cursor_created_at"`
-	CursorID        int64             `json:"cursor_id"`
-	PageSize        int32             `json:"page_size"`
+	AppID           int64
+	Status          string
+	CursorCreatedAt time.Time
+	CursorID        int64
+	PageSize        int32
 }
 
 // ListStatusDeploymentsPaged returns one keyset page of an app's deployments
 // in one status, newest first. Served by
 // deployments_app_id_status_created_at_id_idx.
 func (q *Queries) ListStatusDeploymentsPaged(ctx context.Context, arg ListStatusDeploymentsPagedParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listStatusDeploymentsPaged,
+	rows, err := q.db.Query(ctx, ListStatusDeploymentsPaged,
 		arg.AppID,
 		arg.Status,
 		arg.CursorCreatedAt,
@@ -588,7 +544,7 @@ func (q *Queries) ListStatusDeploymentsPaged(ctx context.Context, arg ListStatus
 	return items, nil
 }
 
-const listStatusDeploymentsPagedAsc = `-- name: ListStatusDeploymentsPagedAsc :many
+const ListStatusDeploymentsPagedAsc = `-- name: ListStatusDeploymentsPagedAsc :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1 AND status = $2
   AND (created_at, id) > ($3::timestamptz, $4::bigint)
@@ -597,16 +553,16 @@ LIMIT $5
 `
 
 type ListStatusDeploymentsPagedAscParams struct {
-	AppID           int64             `json:"app_id"`
-	Status          status.Deployment `json:"status"`
-	CursorCreatedAt time.Time         `json:"cursor_created_at"`
-	CursorID        int64             `json:"cursor_id"`
-	PageSize        int32             `json:"page_size"`
+	AppID           int64
+	Status          string
+	CursorCreatedAt time.Time
+	CursorID        int64
+	PageSize        int32
 }
 
 // ListStatusDeploymentsPagedAsc is ListStatusDeploymentsPaged, oldest first.
 func (q *Queries) ListStatusDeploymentsPagedAsc(ctx context.Context, arg ListStatusDeploymentsPagedAscParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listStatusDeploymentsPagedAsc,
+	rows, err := q.db.Query(ctx, ListStatusDeploymentsPagedAsc,
 		arg.AppID,
 		arg.Status,
 		arg.CursorCreatedAt,
@@ -641,7 +597,7 @@ func (q *Queries) ListStatusDeploymentsPagedAsc(ctx context.Context, arg ListSta
 	return items, nil
 }
 
-const listSuccessfulDeployments = `-- name: ListSuccessfulDeployments :many
+const ListSuccessfulDeployments = `-- name: ListSuccessfulDeployments :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1 AND status = 'deployed'
 ORDER BY finished_at DESC, id DESC
@@ -649,15 +605,15 @@ LIMIT $2
 `
 
 type ListSuccessfulDeploymentsParams struct {
-	AppID   int64 `json:"app_id"`
-	MaxRows int32 `json:"max_rows"`
+	AppID   int64
+	MaxRows int32
 }
 
 // ListSuccessfulDeployments returns an app's most recently finished deployed
 // deployments, at most max_rows of them. Served by
 // deployments_app_id_status_finished_at_id_idx.
 func (q *Queries) ListSuccessfulDeployments(ctx context.Context, arg ListSuccessfulDeploymentsParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listSuccessfulDeployments, arg.AppID, arg.MaxRows)
+	rows, err := q.db.Query(ctx, ListSuccessfulDeployments, arg.AppID, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -686,7 +642,7 @@ func (q *Queries) ListSuccessfulDeployments(ctx context.Context, arg ListSuccess
 	return items, nil
 }
 
-const listUpdatedDeploymentsPaged = `-- name: ListUpdatedDeploymentsPaged :many
+const ListUpdatedDeploymentsPaged = `-- name: ListUpdatedDeploymentsPaged :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1
   AND updated_at >= $2::timestamptz AND updated_at < $3::timestamptz
@@ -696,19 +652,19 @@ LIMIT $6
 `
 
 type ListUpdatedDeploymentsPagedParams struct {
-	AppID           int64     `json:"app_id"`
-	UpdatedAfter    time.Time `json:"updated_after"`
-	UpdatedBefore   time.Time `json:"updated_before"`
-	CursorUpdatedAt time.Time `json:"cursor_updated_at"`
-	CursorID        int64     `json:"cursor_id"`
-	PageSize        int32     `json:"page_size"`
+	AppID           int64
+	UpdatedAfter    time.Time
+	UpdatedBefore   time.Time
+	CursorUpdatedAt time.Time
+	CursorID        int64
+	PageSize        int32
 }
 
 // ListUpdatedDeploymentsPaged returns one keyset page of an app's deployments
 // updated in [updated_after, updated_before), most recently updated first.
 // Served by deployments_app_id_updated_at_id_idx.
 func (q *Queries) ListUpdatedDeploymentsPaged(ctx context.Context, arg ListUpdatedDeploymentsPagedParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listUpdatedDeploymentsPaged,
+	rows, err := q.db.Query(ctx, ListUpdatedDeploymentsPaged,
 		arg.AppID,
 		arg.UpdatedAfter,
 		arg.UpdatedBefore,
@@ -744,7 +700,7 @@ func (q *Queries) ListUpdatedDeploymentsPaged(ctx context.Context, arg ListUpdat
 	return items, nil
 }
 
-const listUpdatedDeploymentsPagedAsc = `-- name: ListUpdatedDeploymentsPagedAsc :many
+const ListUpdatedDeploymentsPagedAsc = `-- name: ListUpdatedDeploymentsPagedAsc :many
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE app_id = $1
   AND updated_at >= $2::timestamptz AND updated_at < $3::timestamptz
@@ -754,18 +710,18 @@ LIMIT $6
 `
 
 type ListUpdatedDeploymentsPagedAscParams struct {
-	AppID           int64     `json:"app_id"`
-	UpdatedAfter    time.Time `json:"updated_after"`
-	UpdatedBefore   time.Time `json:"updated_before"`
-	CursorUpdatedAt time.Time `json:"cursor_updated_at"`
-	CursorID        int64     `json:"cursor_id"`
-	PageSize        int32     `json:"page_size"`
+	AppID           int64
+	UpdatedAfter    time.Time
+	UpdatedBefore   time.Time
+	CursorUpdatedAt time.Time
+	CursorID        int64
+	PageSize        int32
 }
 
 // ListUpdatedDeploymentsPagedAsc is ListUpdatedDeploymentsPaged, least
 // recently updated first.
 func (q *Queries) ListUpdatedDeploymentsPagedAsc(ctx context.Context, arg ListUpdatedDeploymentsPagedAscParams) ([]Deployment, error) {
-	rows, err := q.db.Query(ctx, listUpdatedDeploymentsPagedAsc,
+	rows, err := q.db.Query(ctx, ListUpdatedDeploymentsPagedAsc,
 		arg.AppID,
 		arg.UpdatedAfter,
 		arg.UpdatedBefore,
@@ -801,7 +757,7 @@ func (q *Queries) ListUpdatedDeploymentsPagedAsc(ctx context.Context, arg ListUp
 	return items, nil
 }
 
-const lockDeployment = `-- name: LockDeployment :one
+const LockDeployment = `-- name: LockDeployment :one
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
 WHERE id = $1
 FOR NO KEY UPDATE
@@ -810,7 +766,7 @@ FOR NO KEY UPDATE
 // LockDeployment reads a deployment and locks it until the transaction ends,
 // so that its derived status is recomputed by one transaction at a time.
 func (q *Queries) LockDeployment(ctx context.Context, id int64) (Deployment, error) {
-	row := q.db.QueryRow(ctx, lockDeployment, id)
+	row := q.db.QueryRow(ctx, LockDeployment, id)
 	var i Deployment
 	err := row.Scan(
 		&i.ID,
@@ -826,7 +782,7 @@ func (q *Queries) LockDeployment(ctx context.Context, id int64) (Deployment, err
 	return i, err
 }
 
-const setDerivedDeploymentStatus = `-- name: SetDerivedDeploymentStatus :one
+const SetDerivedDeploymentStatus = `-- name: SetDerivedDeploymentStatus :one
 UPDATE deployments
 SET status      = $1,
     started_at  = $2,
@@ -837,16 +793,16 @@ RETURNING id, app_id, build_id, environment, status, created_at, updated_at, sta
 `
 
 type SetDerivedDeploymentStatusParams struct {
-	Status     status.Deployment `json:"status"`
-	StartedAt  *time.Time        `json:"started_at"`
-	FinishedAt *time.Time        `json:"finished_at"`
-	ID         int64             `json:"id"`
+	Status     string
+	StartedAt  pgtype.Timestamptz
+	FinishedAt pgtype.Timestamptz
+	ID         int64
 }
 
 // SetDerivedDeploymentStatus stores the status and timestamps derived from a
 // deployment's operations (see DeriveDeploymentStatus).
 func (q *Queries) SetDerivedDeploymentStatus(ctx context.Context, arg SetDerivedDeploymentStatusParams) (Deployment, error) {
-	row := q.db.QueryRow(ctx, setDerivedDeploymentStatus,
+	row := q.db.QueryRow(ctx, SetDerivedDeploymentStatus,
 		arg.Status,
 		arg.StartedAt,
 		arg.FinishedAt,
@@ -867,7 +823,7 @@ func (q *Queries) SetDerivedDeploymentStatus(ctx context.Context, arg SetDerived
 	return i, err
 }
 
-const updateDeploymentStatus = `-- name: UpdateDeploymentStatus :one
+const UpdateDeploymentStatus = `-- name: UpdateDeploymentStatus :one
 UPDATE deployments
 SET status      = $1::text,
     updated_at  = now(),
@@ -885,8 +841,8 @@ RETURNING id, app_id, build_id, environment, status, created_at, updated_at, sta
 `
 
 type UpdateDeploymentStatusParams struct {
-	NewStatus string `json:"new_status"`
-	ID        int64  `json:"id"`
+	NewStatus string
+	ID        int64
 }
 
 // UpdateDeploymentStatus moves a deployment to status new_status if, and
@@ -896,7 +852,7 @@ type UpdateDeploymentStatusParams struct {
 // operations. Starting a second deployment of the same app and environment
 // violates deployments_one_in_progress_key (23505).
 func (q *Queries) UpdateDeploymentStatus(ctx context.Context, arg UpdateDeploymentStatusParams) (Deployment, error) {
-	row := q.db.QueryRow(ctx, updateDeploymentStatus, arg.NewStatus, arg.ID)
+	row := q.db.QueryRow(ctx, UpdateDeploymentStatus, arg.NewStatus, arg.ID)
 	var i Deployment
 	err := row.Scan(
 		&i.ID,

@@ -3,29 +3,29 @@
 //   sqlc v1.31.1
 // source: builds.sql
 
-package gen
+package dbsqlc
 
 import (
 	"context"
 	"time"
 
-	status "github.com/deploydb/deploydb/status"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const createBuild = `-- name: CreateBuild :one
+const CreateBuild = `-- name: CreateBuild :one
 INSERT INTO builds (app_id, source_version)
 VALUES ($1, $2)
 RETURNING id, app_id, source_version, status, created_at, updated_at, started_at, finished_at
 `
 
 type CreateBuildParams struct {
-	AppID         int64   `json:"app_id"`
-	SourceVersion *string `json:"source_version"`
+	AppID         int64
+	SourceVersion pgtype.Text
 }
 
 // CreateBuild inserts a pending build of an app.
 func (q *Queries) CreateBuild(ctx context.Context, arg CreateBuildParams) (Build, error) {
-	row := q.db.QueryRow(ctx, createBuild, arg.AppID, arg.SourceVersion)
+	row := q.db.QueryRow(ctx, CreateBuild, arg.AppID, arg.SourceVersion)
 	var i Build
 	err := row.Scan(
 		&i.ID,
@@ -41,16 +41,16 @@ func (q *Queries) CreateBuild(ctx context.Context, arg CreateBuildParams) (Build
 }
 
 type CreateBuildsParams struct {
-	AppID         int64        `json:"app_id"`
-	SourceVersion *string      `json:"source_version"`
-	Status        status.Build `json:"status"`
-	CreatedAt     time.Time    `json:"created_at"`
-	UpdatedAt     time.Time    `json:"updated_at"`
-	StartedAt     *time.Time   `json:"started_at"`
-	FinishedAt    *time.Time   `json:"finished_at"`
+	AppID         int64
+	SourceVersion pgtype.Text
+	Status        string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	StartedAt     pgtype.Timestamptz
+	FinishedAt    pgtype.Timestamptz
 }
 
-const deleteBuild = `-- name: DeleteBuild :execrows
+const DeleteBuild = `-- name: DeleteBuild :execrows
 DELETE FROM builds
 WHERE id = $1
 `
@@ -58,21 +58,21 @@ WHERE id = $1
 // DeleteBuild deletes a build and returns the number deleted (0 or 1). A build
 // that a deployment references is kept: the foreign key refuses (23503).
 func (q *Queries) DeleteBuild(ctx context.Context, id int64) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteBuild, id)
+	result, err := q.db.Exec(ctx, DeleteBuild, id)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const getBuild = `-- name: GetBuild :one
+const GetBuild = `-- name: GetBuild :one
 SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at FROM builds
 WHERE id = $1
 `
 
 // GetBuild returns the build with the given id (primary key).
 func (q *Queries) GetBuild(ctx context.Context, id int64) (Build, error) {
-	row := q.db.QueryRow(ctx, getBuild, id)
+	row := q.db.QueryRow(ctx, GetBuild, id)
 	var i Build
 	err := row.Scan(
 		&i.ID,
@@ -87,7 +87,7 @@ func (q *Queries) GetBuild(ctx context.Context, id int64) (Build, error) {
 	return i, err
 }
 
-const getLatestSuccessfulBuild = `-- name: GetLatestSuccessfulBuild :one
+const GetLatestSuccessfulBuild = `-- name: GetLatestSuccessfulBuild :one
 SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at FROM builds
 WHERE app_id = $1 AND status = 'succeeded'
 ORDER BY created_at DESC, id DESC
@@ -97,7 +97,7 @@ LIMIT 1
 // GetLatestSuccessfulBuild returns an app's newest succeeded build. Served by
 // builds_app_id_status_created_at_id_idx.
 func (q *Queries) GetLatestSuccessfulBuild(ctx context.Context, appID int64) (Build, error) {
-	row := q.db.QueryRow(ctx, getLatestSuccessfulBuild, appID)
+	row := q.db.QueryRow(ctx, GetLatestSuccessfulBuild, appID)
 	var i Build
 	err := row.Scan(
 		&i.ID,
@@ -112,50 +112,7 @@ func (q *Queries) GetLatestSuccessfulBuild(ctx context.Context, appID int64) (Bu
 	return i, err
 }
 
-const listAppBuilds = `-- name: ListAppBuilds :many
-SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at FROM builds
-WHERE app_id = $1
-ORDER BY created_at DESC, id DESC
-LIMIT $2
-`
-
-type ListAppBuildsParams struct {
-	AppID   int64 `json:"app_id"`
-	MaxRows int32 `json:"max_rows"`
-}
-
-// ListAppBuilds returns an app's newest builds, at most max_rows of them.
-// Served by builds_app_id_created_at_id_idx.
-func (q *Queries) ListAppBuilds(ctx context.Context, arg ListAppBuildsParams) ([]Build, error) {
-	rows, err := q.db.Query(ctx, listAppBuilds, arg.AppID, arg.MaxRows)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []Build
-	for rows.Next() {
-		var i Build
-		if err := rows.Scan(
-			&i.ID,
-			&i.AppID,
-			&i.SourceVersion,
-			&i.Status,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.StartedAt,
-			&i.FinishedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const listAppBuildsPaged = `-- name: ListAppBuildsPaged :many
+const ListAppBuildsPaged = `-- name: ListAppBuildsPaged :many
 SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at FROM builds
 WHERE app_id = $1
   AND (created_at, id) < ($2::timestamptz, $3::bigint)
@@ -164,17 +121,17 @@ LIMIT $4
 `
 
 type ListAppBuildsPagedParams struct {
-	AppID           int64     `json:"app_id"`
-	CursorCreatedAt time.Time `json:"cursor_created_at"`
-	CursorID        int64     `json:"cursor_id"`
-	PageSize        int32     `json:"page_size"`
+	AppID           int64
+	CursorCreatedAt time.Time
+	CursorID        int64
+	PageSize        int32
 }
 
 // ListAppBuildsPaged returns one keyset page of an app's builds, newest
 // first, strictly after the (created_at, id) cursor. Served by
 // builds_app_id_created_at_id_idx.
 func (q *Queries) ListAppBuildsPaged(ctx context.Context, arg ListAppBuildsPagedParams) ([]Build, error) {
-	rows, err := q.db.Query(ctx, listAppBuildsPaged,
+	rows, err := q.db.Query(ctx, ListAppBuildsPaged,
 		arg.AppID,
 		arg.CursorCreatedAt,
 		arg.CursorID,
@@ -207,7 +164,7 @@ func (q *Queries) ListAppBuildsPaged(ctx context.Context, arg ListAppBuildsPaged
 	return items, nil
 }
 
-const updateBuildStatus = `-- name: UpdateBuildStatus :one
+const UpdateBuildStatus = `-- name: UpdateBuildStatus :one
 UPDATE builds
 SET status      = $1::text,
     updated_at  = now(),
@@ -224,8 +181,8 @@ RETURNING id, app_id, source_version, status, created_at, updated_at, started_at
 `
 
 type UpdateBuildStatusParams struct {
-	NewStatus string `json:"new_status"`
-	ID        int64  `json:"id"`
+	NewStatus string
+	ID        int64
 }
 
 // UpdateBuildStatus moves a build to status new_status if, and only if, the
@@ -235,7 +192,7 @@ type UpdateBuildStatusParams struct {
 // started_at is set once when the build starts; finished_at when it reaches a
 // terminal status.
 func (q *Queries) UpdateBuildStatus(ctx context.Context, arg UpdateBuildStatusParams) (Build, error) {
-	row := q.db.QueryRow(ctx, updateBuildStatus, arg.NewStatus, arg.ID)
+	row := q.db.QueryRow(ctx, UpdateBuildStatus, arg.NewStatus, arg.ID)
 	var i Build
 	err := row.Scan(
 		&i.ID,
