@@ -51,7 +51,9 @@ func (k LockKey) Name() string { return k.name }
 func (k LockKey) ID() int64 { return k.id }
 
 // String returns the key's name and id.
-func (k LockKey) String() string { return k.name + " (advisory lock " + strconv.FormatInt(k.id, 10) + ")" }
+func (k LockKey) String() string {
+	return k.name + " (advisory lock " + strconv.FormatInt(k.id, 10) + ")"
+}
 
 func (k LockKey) check(op string) error {
 	if k.name == "" {
@@ -256,4 +258,3 @@ func (s *Service) LockHolders(ctx context.Context, key LockKey) ([]LockHolder, e
 	}
 	return holders, nil
 }
-
