@@ -16,7 +16,7 @@ func (s *Service) CreateApp(ctx context.Context, p CreateAppParams) (App, error)
 	}
 	app, err := s.q.CreateApp(ctx, p.Name)
 	if err != nil {
-		return App{}, mapError(opWrite, op, err)
+		return App{}, mapError(ctx, opWrite, op, err)
 	}
 	return appFromRow(app), nil
 }
@@ -25,7 +25,7 @@ func (s *Service) CreateApp(ctx context.Context, p CreateAppParams) (App, error)
 func (s *Service) GetApp(ctx context.Context, id AppID) (App, error) {
 	app, err := s.q.GetApp(ctx, int64(id))
 	if err != nil {
-		return App{}, mapError(opRead, "get app "+strconv.FormatInt(int64(id), 10), err)
+		return App{}, mapError(ctx, opRead, "get app "+strconv.FormatInt(int64(id), 10), err)
 	}
 	return appFromRow(app), nil
 }
@@ -38,7 +38,7 @@ func (s *Service) GetAppByName(ctx context.Context, name string) (App, error) {
 	}
 	app, err := s.q.GetAppByName(ctx, name)
 	if err != nil {
-		return App{}, mapError(opRead, op, err)
+		return App{}, mapError(ctx, opRead, op, err)
 	}
 	return appFromRow(app), nil
 }
@@ -59,7 +59,7 @@ func (s *Service) ListAppsPaged(ctx context.Context, page PageRequest) (Page[App
 		CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
 	})
 	if err != nil {
-		return Page[App]{}, mapError(opRead, op, err)
+		return Page[App]{}, mapError(ctx, opRead, op, err)
 	}
 	return finishPage(s.cursors, scope, rowsTo(rows, appFromRow), size, func(a App) position { return position{a.CreatedAt, int64(a.ID)} }), nil
 }
@@ -70,7 +70,7 @@ func (s *Service) DeleteApp(ctx context.Context, id AppID) error {
 	op := "delete app " + strconv.FormatInt(int64(id), 10)
 	n, err := s.q.DeleteApp(ctx, int64(id))
 	if err != nil {
-		return mapError(opDelete, op, err)
+		return mapError(ctx, opDelete, op, err)
 	}
 	if n == 0 {
 		return notFound(op, "no such app")

@@ -2,6 +2,7 @@ package deploydb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -21,8 +22,9 @@ type MigrateFunc func(ctx context.Context, databaseURL string) error
 // Atlas CLI: when several replicas start at once, one applies the files and
 // the others wait for it (up to db.WithLockWait, one minute by default) and
 // then find nothing to do. Open fails, and connects nothing, when migrate
-// fails; its error stays in the chain (with db.Migrator it matches
-// db.ErrLocked, db.ErrChecksum or wraps a *db.MigrationError). A nil
+// fails: the error matches ErrSchemaMismatch (or the context's error when
+// ctx ended), and migrate's error stays in the chain (with db.Migrator it
+// matches db.ErrLocked, db.ErrChecksum or wraps a *db.MigrationError). A nil
 // migrate turns auto-migration off. Only Open uses it; New does not migrate.
 func WithAutoMigrate(migrate MigrateFunc) Option {
 	return func(o *options) { o.autoMigrate = migrate }
@@ -34,8 +36,12 @@ func (o *options) runAutoMigrate(ctx context.Context, databaseURL string) error 
 	if o.autoMigrate == nil {
 		return nil
 	}
-	if err := o.autoMigrate(ctx, databaseURL); err != nil {
+	err := o.autoMigrate(ctx, databaseURL)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return fmt.Errorf("deploydb: open: migrate: %w", err)
 	}
-	return nil
+	return &Error{Kind: ErrSchemaMismatch, Op: "open: migrate", Msg: "the migration failed", Err: err}
 }

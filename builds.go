@@ -14,7 +14,9 @@ import (
 
 // BuildRow is one build for CreateBuilds. The table's CHECK constraints
 // apply: a started or finished status needs StartedAt, a terminal one
-// FinishedAt.
+// FinishedAt. Timestamps are stored truncated to the microsecond and must
+// then lie after 0001-01-01T00:00:00Z and before 9999-12-31T23:59:59Z
+// (ErrInvalidArgument otherwise), so that every list can reach the row.
 type BuildRow struct {
 	// AppID is the app the build belongs to.
 	AppID AppID
@@ -43,7 +45,7 @@ func (s *Service) CreateBuild(ctx context.Context, p CreateBuildParams) (b Build
 	}
 	row, err := s.q.CreateBuild(ctx, dbsqlc.CreateBuildParams{AppID: int64(p.AppID), SourceVersion: nullText(p.SourceVersion)})
 	if err != nil {
-		return Build{}, false, mapError(opWrite, op, err)
+		return Build{}, false, mapError(ctx, opWrite, op, err)
 	}
 	return buildFromRow(row), true, nil
 }
@@ -65,6 +67,15 @@ func (s *Service) CreateBuilds(ctx context.Context, p CreateBuildsParams) (int64
 		if err := checkSourceVersion(op, r.SourceVersion); err != nil {
 			return 0, fmt.Errorf("row %d: %w", i, err)
 		}
+		for _, t := range []struct {
+			what string
+			t    *time.Time
+		}{{"CreatedAt", &r.CreatedAt}, {"UpdatedAt", &r.UpdatedAt}, {"StartedAt", &r.StartedAt}, {"FinishedAt", &r.FinishedAt}} {
+			var err error
+			if *t.t, err = storedTime(op, fmt.Sprintf("row %d: %s", i, t.what), *t.t); err != nil {
+				return 0, err
+			}
+		}
 		if r.CreatedAt.IsZero() {
 			r.CreatedAt = now
 		}
@@ -77,14 +88,14 @@ func (s *Service) CreateBuilds(ctx context.Context, p CreateBuildsParams) (int64
 		}
 	}
 	n, err := s.q.CreateBuilds(ctx, params)
-	return n, mapError(opWrite, op, err)
+	return n, mapError(ctx, opWrite, op, err)
 }
 
 // GetBuild returns the build with the given id, or ErrNotFound.
 func (s *Service) GetBuild(ctx context.Context, id BuildID) (Build, error) {
 	b, err := s.q.GetBuild(ctx, int64(id))
 	if err != nil {
-		return Build{}, mapError(opRead, "get build "+strconv.FormatInt(int64(id), 10), err)
+		return Build{}, mapError(ctx, opRead, "get build "+strconv.FormatInt(int64(id), 10), err)
 	}
 	return buildFromRow(b), nil
 }
@@ -118,7 +129,7 @@ func (s *Service) ListAppBuildsPaged(ctx context.Context, filter BuildFilter, pa
 		AppID: int64(appID), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
 	})
 	if err != nil {
-		return Page[Build]{}, mapError(opRead, op, err)
+		return Page[Build]{}, mapError(ctx, opRead, op, err)
 	}
 	return finishPage(s.cursors, scope, rowsTo(rows, buildFromRow), size, func(b Build) position { return position{b.CreatedAt, int64(b.ID)} }), nil
 }
@@ -143,18 +154,18 @@ func (s *Service) UpdateBuildStatus(ctx context.Context, id BuildID, to BuildSta
 		return buildFromRow(row), true, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return Build{}, false, mapError(opWrite, op, err)
+		return Build{}, false, mapError(ctx, opWrite, op, err)
 	}
 	// The guard matched nothing: tell a missing build, a repeated
 	// transition and an illegal one apart.
 	cur, err := s.q.GetBuild(ctx, int64(id))
 	switch {
 	case err != nil:
-		return Build{}, false, mapError(opRead, op, err)
+		return Build{}, false, mapError(ctx, opRead, op, err)
 	case BuildStatus(cur.Status) == to:
 		return buildFromRow(cur), false, nil
 	}
-	return Build{}, false, &TransitionError{Entity: "build", ID: int64(id), From: cur.Status, To: string(to)}
+	return Build{}, false, &TransitionError{Entity: EntityBuild, ID: int64(id), From: BuildStatus(cur.Status), To: to}
 }
 
 // GetLatestSuccessfulBuild returns an app's newest succeeded build, or
@@ -162,7 +173,7 @@ func (s *Service) UpdateBuildStatus(ctx context.Context, id BuildID, to BuildSta
 func (s *Service) GetLatestSuccessfulBuild(ctx context.Context, appID AppID) (Build, error) {
 	b, err := s.q.GetLatestSuccessfulBuild(ctx, int64(appID))
 	if err != nil {
-		return Build{}, mapError(opRead, "get latest successful build of app "+strconv.FormatInt(int64(appID), 10), err)
+		return Build{}, mapError(ctx, opRead, "get latest successful build of app "+strconv.FormatInt(int64(appID), 10), err)
 	}
 	return buildFromRow(b), nil
 }
@@ -173,7 +184,7 @@ func (s *Service) DeleteBuild(ctx context.Context, id BuildID) error {
 	op := "delete build " + strconv.FormatInt(int64(id), 10)
 	n, err := s.q.DeleteBuild(ctx, int64(id))
 	if err != nil {
-		return mapError(opDelete, op, err)
+		return mapError(ctx, opDelete, op, err)
 	}
 	if n == 0 {
 		return notFound(op, "no such build")

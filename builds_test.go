@@ -114,7 +114,7 @@ func TestBuildTransitions(t *testing.T) {
 			default:
 				var te *deploydb.TransitionError
 				if !errors.As(err, &te) || !errors.Is(err, deploydb.ErrInvalidTransition) ||
-					te.From != string(from) || te.To != string(to) || te.ID != int64(b.ID) {
+					te.From != from || te.To != to || te.ID != int64(b.ID) {
 					t.Errorf("%s -> %s: got %v, want *TransitionError{From: %s, To: %s}", from, to, err, from, to)
 				}
 				after, _ := svc.GetBuild(ctx, b.ID)

@@ -53,8 +53,8 @@ type position struct {
 
 // Sentinel positions for a first page: every row sorts after them.
 var (
-	firstDesc = position{at: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), id: math.MaxInt64}
-	firstAsc  = position{at: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), id: 0}
+	firstDesc = position{at: timeCeil, id: math.MaxInt64}
+	firstAsc  = position{at: timeFloor, id: 0}
 )
 
 // cursorCodec encodes and verifies opaque page cursors. A cursor carries the

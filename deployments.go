@@ -25,7 +25,7 @@ func (s *Service) CreateDeployment(ctx context.Context, p CreateDeploymentParams
 	}
 	op := createDeploymentOp(p.BuildID) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return Deployment{}, false, mapError(opWrite, op, err)
+		return Deployment{}, false, mapError(ctx, opWrite, op, err)
 	}
 	return Deployment{}, false, s.whyNotDeployable(ctx, op, p.AppID, p.BuildID)
 }
@@ -38,14 +38,14 @@ func (s *Service) whyNotDeployable(ctx context.Context, op string, appID AppID, 
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound(op, "no such app %d", appID)
 		}
-		return mapError(opRead, op, err)
+		return mapError(ctx, opRead, op, err)
 	}
 	b, err := s.q.GetBuild(ctx, int64(buildID))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return notFound(op, "no such build %d", buildID)
 	case err != nil:
-		return mapError(opRead, op, err)
+		return mapError(ctx, opRead, op, err)
 	case AppID(b.AppID) != appID:
 		return invalidArg(op, "build %d belongs to app %d, not app %d", buildID, b.AppID, appID)
 	}
@@ -60,7 +60,7 @@ func createDeploymentOp(buildID BuildID) string {
 func (s *Service) GetDeployment(ctx context.Context, id DeploymentID) (Deployment, error) {
 	d, err := s.q.GetDeployment(ctx, int64(id))
 	if err != nil {
-		return Deployment{}, mapError(opRead, "get deployment "+strconv.FormatInt(int64(id), 10), err)
+		return Deployment{}, mapError(ctx, opRead, "get deployment "+strconv.FormatInt(int64(id), 10), err)
 	}
 	return deploymentFromRow(d), nil
 }
@@ -70,7 +70,7 @@ func (s *Service) GetDeployment(ctx context.Context, id DeploymentID) (Deploymen
 func (s *Service) GetDeploymentWithBuild(ctx context.Context, id DeploymentID) (DeploymentWithBuild, error) {
 	r, err := s.q.GetDeploymentWithBuild(ctx, int64(id))
 	if err != nil {
-		return DeploymentWithBuild{}, mapError(opRead, "get deployment "+strconv.FormatInt(int64(id), 10)+" with build", err)
+		return DeploymentWithBuild{}, mapError(ctx, opRead, "get deployment "+strconv.FormatInt(int64(id), 10)+" with build", err)
 	}
 	return DeploymentWithBuild{Deployment: deploymentFromRow(r.Deployment), Build: buildFromRow(r.Build)}, nil
 }
@@ -93,7 +93,7 @@ func (s *Service) GetLatestDeployment(ctx context.Context, appID AppID, environm
 	}
 	d, err := s.q.GetLatestDeployment(ctx, dbsqlc.GetLatestDeploymentParams{AppID: int64(appID), Environment: environment})
 	if err != nil {
-		return Deployment{}, mapError(opRead, op, err)
+		return Deployment{}, mapError(ctx, opRead, op, err)
 	}
 	return deploymentFromRow(d), nil
 }
@@ -109,7 +109,7 @@ func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID AppID, li
 	}
 	rows, err := s.q.ListSuccessfulDeployments(ctx, dbsqlc.ListSuccessfulDeploymentsParams{AppID: int64(appID), MaxRows: n})
 	if err != nil {
-		return nil, mapError(opRead, op, err)
+		return nil, mapError(ctx, opRead, op, err)
 	}
 	return rowsTo(rows, deploymentFromRow), nil
 }
@@ -138,14 +138,14 @@ func (s *Service) UpdateDeploymentStatus(ctx context.Context, id DeploymentID, t
 	}
 	op := updateDeploymentOp(id) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return Deployment{}, false, mapError(opWrite, op, err)
+		return Deployment{}, false, mapError(ctx, opWrite, op, err)
 	}
 	cur, err := s.q.GetDeployment(ctx, int64(id))
 	if err != nil {
-		return Deployment{}, false, mapError(opRead, op, err)
+		return Deployment{}, false, mapError(ctx, opRead, op, err)
 	}
 	if derived, err := s.q.HasDeploymentOperations(ctx, int64(id)); err != nil {
-		return Deployment{}, false, mapError(opRead, op, err)
+		return Deployment{}, false, mapError(ctx, opRead, op, err)
 	} else if derived {
 		return Deployment{}, false, &Error{Kind: ErrConflict, Op: op,
 			Msg: "the deployment has operations and its status follows them; move its operations instead (TransitionOperation, MarkStarted, ...)"}
@@ -153,7 +153,7 @@ func (s *Service) UpdateDeploymentStatus(ctx context.Context, id DeploymentID, t
 	if DeploymentStatus(cur.Status) == to {
 		return deploymentFromRow(cur), false, nil
 	}
-	return Deployment{}, false, &TransitionError{Entity: "deployment", ID: int64(id), From: cur.Status, To: string(to)}
+	return Deployment{}, false, &TransitionError{Entity: EntityDeployment, ID: int64(id), From: DeploymentStatus(cur.Status), To: to}
 }
 
 func updateDeploymentOp(id DeploymentID) string {
@@ -165,7 +165,7 @@ func (s *Service) DeleteDeployment(ctx context.Context, id DeploymentID) error {
 	op := "delete deployment " + strconv.FormatInt(int64(id), 10)
 	n, err := s.q.DeleteDeployment(ctx, int64(id))
 	if err != nil {
-		return mapError(opDelete, op, err)
+		return mapError(ctx, opDelete, op, err)
 	}
 	if n == 0 {
 		return notFound(op, "no such deployment")

@@ -123,7 +123,7 @@ func TestDeploymentTransitions(t *testing.T) {
 				}
 			default:
 				var te *deploydb.TransitionError
-				if !errors.As(err, &te) || te.From != string(from) || te.To != string(to) || te.Entity != "deployment" {
+				if !errors.As(err, &te) || te.From != from || te.To != to || te.Entity != deploydb.EntityDeployment {
 					t.Errorf("%s -> %s: %v, want *TransitionError", from, to, err)
 				}
 				if after, _ := svc.GetDeployment(ctx, d.ID); !reflect.DeepEqual(after, d) {

@@ -55,21 +55,25 @@
 //
 // # Errors
 //
-// Failures that callers act on match one of the sentinel errors with
-// errors.Is, and keep the driver error (*pgconn.PgError, pgx.ErrNoRows) in
-// the chain for errors.As:
+// Every failure of every exported function and method matches exactly one
+// of the sentinel errors with errors.Is (or, when the caller's context
+// ended, its context error), and keeps the driver error (*pgconn.PgError,
+// pgx.ErrNoRows) in the chain for errors.As:
 //
-//	ErrNotFound           the app, build or deployment does not exist
-//	ErrConflict           duplicate app name; a second in_progress deployment
-//	ErrInvalidTransition  the lifecycle forbids it; the error is a *TransitionError{From, To}
-//	ErrInvalidArgument    bad name, limit, cursor or filter; an undeployable build
+//	ErrNotFound           the row does not exist
+//	ErrConflict           duplicate app name; a second in_progress deployment; a reused idempotency key
+//	ErrInvalidTransition  the lifecycle forbids it; the error is a *TransitionError{Entity, ID, From, To}
+//	ErrInvalidArgument    bad name, option, limit, cursor, timestamp or filter (*FilterError); an undeployable build
 //	ErrInUse              delete refused: a deployment references the build
 //	ErrRetryable          serialization failure or deadlock that outlived InTx's retries
 //	ErrTimeout            lock_timeout or statement_timeout
-//	ErrUnavailable        connection lost or server shutting down
+//	ErrUnavailable        server unreachable, connection lost or server shutting down
+//	ErrTxAborted          the transaction failed earlier, or has ended
+//	ErrSchemaMismatch     the database's migrations are not the binary's (*SchemaError)
+//	ErrInternal           any other database error, e.g. in the caller's own SQL
 //
-// Context deadlines and cancellations stay visible to errors.Is. Errors never
-// contain the database password.
+// SQL of the caller's own run through Conn is mapped the same way. Errors
+// never contain the database password.
 //
 // # Paging
 //

@@ -11,43 +11,72 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/deploydb/deploydb/status"
 )
 
-// Sentinel errors. Every error a Service method returns for one of these
-// reasons matches the sentinel with errors.Is, and still wraps the driver
-// error (for example *pgconn.PgError or pgx.ErrNoRows) for errors.As.
+// Sentinel errors. Every error that an exported function or method of this
+// package returns matches exactly one of them with errors.Is, or else
+// exactly one of context.Canceled and context.DeadlineExceeded (the
+// caller's context ended). The only other errors are those an InTx callback
+// returns itself, which InTx hands back unchanged unless they carry a
+// database error (see InTxWith). Driver errors stay in the chain for
+// errors.As (*pgconn.PgError, pgx.ErrNoRows, *pgconn.ConnectError).
 var (
-	// ErrNotFound reports that a row (app, build, deployment) does not exist.
+	// ErrNotFound reports that a row (app, build, deployment, operation)
+	// does not exist, or that a statement that needed a row found none.
 	ErrNotFound = errors.New("not found")
-	// ErrConflict reports a request that conflicts with the current state: a
-	// duplicate app name, a second deployment in progress for the same app
-	// and environment, or a manual status change to a deployment whose status
-	// is derived from its operations.
+	// ErrConflict reports a request that conflicts with the current state:
+	// a duplicate app name, a second deployment in progress for the same
+	// app and environment, a manual status change to a deployment whose
+	// status is derived from its operations, or an idempotency key reused
+	// with different arguments.
 	ErrConflict = errors.New("conflict")
 	// ErrInvalidTransition reports a status change the lifecycle does not
 	// allow. The error is a *TransitionError carrying From and To.
 	ErrInvalidTransition = errors.New("invalid status transition")
-	// ErrInvalidArgument reports bad input: a malformed name, an out-of-range
-	// page size, a tampered or foreign cursor, a filter combination no index
-	// serves, or a build that cannot be deployed.
+	// ErrInvalidArgument reports bad input, refused before anything is
+	// written: a malformed name, environment, target or URL, an option or
+	// TxOptions value out of range, an out-of-range page size or timestamp,
+	// a tampered or foreign cursor, a filter combination no index serves (a
+	// *FilterError), a build that cannot be deployed, or a write in a
+	// read-only transaction (25006).
 	ErrInvalidArgument = errors.New("invalid argument")
-	// ErrInUse reports a delete refused because other rows still reference the
-	// row (a build that a deployment deploys). Nothing was deleted.
+	// ErrInUse reports a delete refused because other rows still reference
+	// the row (a build that a deployment deploys). Nothing was deleted.
 	ErrInUse = errors.New("in use")
 	// ErrRetryable reports a transaction rolled back by a serialization
-	// failure (40001) or a deadlock (40P01). InTx already retries these;
-	// seeing it means the retries ran out. Running the work again may
-	// succeed.
+	// failure (40001) or a deadlock (40P01), whether deploydb's statements
+	// or the caller's own SQL (through Conn) caused it. InTx already retries
+	// these; seeing it means the retries ran out (or the Service runs in a
+	// transaction of the caller's, which must then be retried whole).
+	// Running the work again may succeed.
 	ErrRetryable = errors.New("transaction conflict, retry")
 	// ErrTimeout reports a statement stopped by a timeout: lock_timeout
-	// (55P03), statement_timeout or a cancel (57014). Context deadlines keep
-	// wrapping context.DeadlineExceeded instead.
+	// (55P03), statement_timeout or a cancel request (57014). When the
+	// caller's context ends, the error matches its context error instead.
 	ErrTimeout = errors.New("timed out")
 	// ErrUnavailable reports that the server could not be reached or went
-	// away: the connection failed or was lost, or the server is shutting down
-	// or starting (57P01, 57P02, 57P03, 08xxx, 53300). The outcome of a write
-	// that was in flight is unknown; status transitions are safe to repeat.
+	// away: the connection failed (refused, timed out), was lost, or the
+	// server is shutting down or starting (57P01, 57P02, 57P03, 08xxx,
+	// 53300). The outcome of a write that was in flight is unknown; status
+	// transitions and creates with an idempotency key are safe to repeat.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrTxAborted reports a transaction that can no longer run statements
+	// or commit: a statement in it failed and the caller went on (25P02),
+	// its COMMIT turned into a rollback because of such a failure, or it had
+	// already ended (a Service from InTx used after the callback returned).
+	// Nothing of it was committed.
+	ErrTxAborted = errors.New("transaction aborted")
+	// ErrSchemaMismatch reports a database whose schema is not the one this
+	// binary was built for: Open found applied migrations behind the
+	// embedded set, or versions it does not know (a *SchemaError names
+	// them), or a WithAutoMigrate migration failed.
+	ErrSchemaMismatch = errors.New("schema mismatch")
+	// ErrInternal reports a database failure no other sentinel describes:
+	// typically a syntax error or a missing privilege in the caller's own
+	// SQL run through Conn, or a bug. The driver error is in the chain.
+	ErrInternal = errors.New("internal database error")
 )
 
 // Error is the error type behind the sentinels: Kind is the sentinel,
@@ -75,16 +104,61 @@ func (e *Error) Error() string {
 // Is makes errors.Is(err, Kind) true.
 func (e *Error) Is(target error) bool { return target == e.Kind }
 
-// Unwrap returns the underlying driver error.
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap returns the underlying driver error, through which errors.As still
+// finds *pgconn.PgError and the like. It hides context errors that the
+// driver error may carry (a connect timeout wraps
+// context.DeadlineExceeded), so that an *Error matches its Kind and no
+// context sentinel.
+func (e *Error) Unwrap() error {
+	if e.Err == nil {
+		return nil
+	}
+	return hideContext{e.Err}
+}
+
+// hideContext is the chain below an *Error: it answers errors.Is and
+// errors.As for everything in err except the context sentinels.
+type hideContext struct{ err error }
+
+func (h hideContext) Error() string { return h.err.Error() }
+
+func (h hideContext) Is(target error) bool {
+	if target == context.Canceled || target == context.DeadlineExceeded {
+		return false
+	}
+	return errors.Is(h.err, target)
+}
+
+func (h hideContext) As(target any) bool { return errors.As(h.err, target) }
+
+// Entity names the kind of row an error is about.
+type Entity string
+
+// Entities.
+const (
+	EntityApp        Entity = "app"
+	EntityBuild      Entity = "build"
+	EntityDeployment Entity = "deployment"
+	EntityOperation  Entity = "operation"
+)
+
+// Status is the state of a build, a deployment or an operation: a
+// BuildStatus, DeploymentStatus or OperationState value (see package
+// status). Compare it with the constants directly: te.From ==
+// deploydb.BuildSucceeded.
+type Status = status.Status
 
 // TransitionError reports an illegal status change. It matches
 // ErrInvalidTransition with errors.Is.
 type TransitionError struct {
-	Entity string // "build", "deployment" or "operation"
-	ID     int64  // the row's id
-	From   string // the status the row is in
-	To     string // the status that was asked for
+	// Entity is EntityBuild, EntityDeployment or EntityOperation.
+	Entity Entity
+	// ID is the row's id: a BuildID, DeploymentID or OperationID as int64.
+	ID int64
+	// From is the status the row is in, of Entity's status type.
+	From Status
+	// To is the status that was asked for, of the same type.
+	To Status
 }
 
 // Error implements error.
@@ -105,13 +179,15 @@ func notFound(op, format string, args ...any) error {
 
 // opKind tells mapError what kind of statement failed, which decides how a
 // foreign-key violation reads: a missing parent on insert/update, a
-// still-referenced row on delete.
+// still-referenced row on delete. opCaller is SQL of the caller's own,
+// whose kind is read from the server's message.
 type opKind int
 
 const (
 	opRead opKind = iota
 	opWrite
 	opDelete
+	opCaller
 )
 
 // constraintMessages explains the constraints a caller can violate.
@@ -129,60 +205,81 @@ var constraintMessages = map[string]string{
 	"deployment_operations_target_format":            "target must be 1-63 characters of a-z, 0-9, '-' and '.'",
 }
 
+// typed reports whether err already is (or wraps) one of this package's
+// errors.
+func typed(err error) bool {
+	var de *Error
+	var te *TransitionError
+	var fe *FilterError
+	return errors.As(err, &de) || errors.As(err, &te) || errors.As(err, &fe)
+}
+
 // mapError is the one place that turns driver errors into deploydb's typed
-// errors. It returns nil for nil and leaves errors it does not recognise
-// wrapped with op.
-func mapError(kind opKind, op string, err error) error {
+// errors. It returns nil for nil and err itself when err is already typed.
+// Every other error comes back matching exactly one sentinel, or, when
+// ctx has ended and err is its consequence, ctx's error.
+func mapError(ctx context.Context, kind opKind, op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var de *Error
-	var te *TransitionError
-	if errors.As(err, &de) || errors.As(err, &te) {
+	if typed(err) {
 		return err
 	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return &Error{Kind: ErrNotFound, Op: op, Err: err}
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		msg := constraintMessages[pgErr.ConstraintName]
-		switch pgErr.Code {
-		case "23505": // unique_violation
-			return &Error{Kind: ErrConflict, Op: op, Msg: msg, Err: err}
-		case "23503": // foreign_key_violation
-			if kind == opDelete {
-				return &Error{Kind: ErrInUse, Op: op, Msg: msg, Err: err}
-			}
-			return &Error{Kind: ErrNotFound, Op: op, Msg: msg, Err: err}
-		case "23514", "22001", "22021", "22P02", "22007", "22008", "22003", "22P05": // check, too long, bad encoding, bad text repr, bad datetime, out of range, untranslatable
-			return &Error{Kind: ErrInvalidArgument, Op: op, Msg: msg, Err: err}
-		case "40001", "40P01": // serialization_failure, deadlock_detected
-			return &Error{Kind: ErrRetryable, Op: op, Err: err}
-		case "55P03": // lock_not_available (lock_timeout)
-			return &Error{Kind: ErrTimeout, Op: op, Msg: "waiting for a lock", Err: err}
-		case "57014": // query_canceled (statement_timeout, cancel request)
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				break
-			}
-			return &Error{Kind: ErrTimeout, Op: op, Msg: "statement canceled", Err: err}
-		case "57P01", "57P02", "57P03", "53300": // admin/crash shutdown, cannot connect now, too many connections
-			return &Error{Kind: ErrUnavailable, Op: op, Err: err}
+	if cerr := ctx.Err(); cerr != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || connectionLost(err)) {
+		// The caller's context ended: say so, whatever the driver made of
+		// it (a cancel request, a closed connection).
+		if !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w: %w", cerr, err)
 		}
-		if strings.HasPrefix(pgErr.Code, "08") { // connection exception
-			return &Error{Kind: ErrUnavailable, Op: op, Err: err}
-		}
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("deploydb: %s: %w", op, err)
 	}
-	if connectionLost(err) {
-		return &Error{Kind: ErrUnavailable, Op: op, Err: err}
+	e := &Error{Kind: ErrInternal, Op: op, Err: err}
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		e.Kind = ErrNotFound
+	case errors.Is(err, pgx.ErrTxClosed):
+		e.Kind, e.Msg = ErrTxAborted, "the transaction has already ended"
+	case errors.Is(err, pgx.ErrTxCommitRollback):
+		e.Kind, e.Msg = ErrTxAborted, "an earlier statement failed, so COMMIT rolled the transaction back"
+	case errors.As(err, &pgErr):
+		e.Kind, e.Msg = pgKind(kind, pgErr), constraintMessages[pgErr.ConstraintName]
+	case connectionLost(err):
+		e.Kind = ErrUnavailable
 	}
-	// Anything else, including context deadlines and cancellations (the
-	// driver error wraps the context error, so errors.Is(err,
-	// context.DeadlineExceeded) holds), is wrapped with what was being done.
-	return fmt.Errorf("deploydb: %s: %w", op, err)
+	return e
+}
+
+// pgKind classifies a server error.
+func pgKind(kind opKind, pgErr *pgconn.PgError) error {
+	switch pgErr.Code {
+	case "23505": // unique_violation
+		return ErrConflict
+	case "23503": // foreign_key_violation
+		if kind == opDelete || kind == opCaller && strings.HasPrefix(pgErr.Message, "update or delete on table") {
+			return ErrInUse
+		}
+		return ErrNotFound
+	case "23514", "23502", "22001", "22021", "22P02", "22007", "22008", "22003", "22P05", "22023", "25006":
+		// check, not null, too long, bad encoding, bad text repr, bad
+		// datetime, out of range, untranslatable, invalid parameter value,
+		// write in a read-only transaction
+		return ErrInvalidArgument
+	case "28000", "28P01", "3D000": // login refused, wrong password, no such database
+		return ErrInvalidArgument
+	case "40001", "40P01": // serialization_failure, deadlock_detected
+		return ErrRetryable
+	case "55P03", "57014": // lock_not_available (lock_timeout); query_canceled (statement_timeout, cancel request)
+		return ErrTimeout
+	case "25P02": // in_failed_sql_transaction
+		return ErrTxAborted
+	case "57P01", "57P02", "57P03", "53300": // admin/crash shutdown, cannot connect now, too many connections
+		return ErrUnavailable
+	}
+	if strings.HasPrefix(pgErr.Code, "08") { // connection exception
+		return ErrUnavailable
+	}
+	return ErrInternal
 }
 
 // connectionLost reports errors that mean the server could not be reached
@@ -194,4 +291,12 @@ func connectionLost(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
+
+// driverError reports whether err carries an error of the driver or the
+// server, which InTx maps when a callback returns it unmapped.
+func driverError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) || connectionLost(err) || errors.Is(err, pgx.ErrNoRows) ||
+		errors.Is(err, pgx.ErrTxClosed) || errors.Is(err, pgx.ErrTxCommitRollback)
 }

@@ -145,8 +145,8 @@ func TestErrorMappingForReal(t *testing.T) {
 		err := c.run()
 		var pgErr *pgconn.PgError
 		switch {
-		case !errors.Is(err, c.want):
-			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+		case !errors.Is(err, c.want) || len(matched(err)) != 1:
+			t.Errorf("%s: got %v, matching %v; want exactly %v", c.name, err, matched(err), c.want)
 		case c.code != "" && (!errors.As(err, &pgErr) || pgErr.Code != c.code):
 			t.Errorf("%s: %v does not wrap SQLSTATE %s", c.name, err, c.code)
 		default:

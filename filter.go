@@ -2,6 +2,7 @@ package deploydb
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/url"
 	"sort"
@@ -29,13 +30,51 @@ const (
 	SortAsc  SortDirection = "asc"
 )
 
+// FilterRule names a rule DeploymentFilter values must follow; a
+// *FilterError carries the one a filter broke.
+type FilterRule string
+
+// The rules of DeploymentFilter (see its documentation).
+const (
+	RuleOrderBy           FilterRule = "order-by"             // OrderBy is a known order
+	RuleSort              FilterRule = "sort"                 // Sort is asc or desc
+	RuleStatus            FilterRule = "status"               // Status is a known status
+	RuleEnvironment       FilterRule = "environment"          // Environment is a lowercase DNS label
+	RuleOrderByCreatedAt  FilterRule = "order-by-created-at"  // at most one of Status and Environment
+	RuleOrderByUpdatedAt  FilterRule = "order-by-updated-at"  // no Status or Environment
+	RuleOrderByFinishedAt FilterRule = "order-by-finished-at" // a terminal Status, no Environment
+	RuleFinishedRange     FilterRule = "finished-range"       // FinishedAfter/Before need OrderByFinishedAt
+	RuleUpdatedRange      FilterRule = "updated-range"        // UpdatedAfter/Before need OrderByUpdatedAt
+	RuleRangeBounds       FilterRule = "range-bounds"         // bounds in range, After before Before
+)
+
+// FilterError reports a DeploymentFilter that breaks one of its rules. It
+// matches ErrInvalidArgument with errors.Is.
+type FilterError struct {
+	// Op is what was being done, e.g. "list deployments".
+	Op string
+	// Rule is the rule the filter broke.
+	Rule FilterRule
+	// Msg says how.
+	Msg string
+}
+
+// Error implements error.
+func (e *FilterError) Error() string {
+	return "deploydb: " + e.Op + ": " + ErrInvalidArgument.Error() + ": rule " + string(e.Rule) + ": " + e.Msg
+}
+
+// Is makes errors.Is(err, ErrInvalidArgument) true.
+func (e *FilterError) Is(target error) bool { return target == ErrInvalidArgument }
+
 // DeploymentFilter selects and orders the deployments of one app for
 // ListDeployments, in the manner of the GitLab deployments API. Zero values
 // mean "not set". Time ranges include their After bound and exclude their
 // Before bound. Ties are broken by id in the same direction.
 //
 // Only combinations that an index serves are accepted; any other is refused
-// with ErrInvalidArgument naming the rule, instead of running as a slow scan:
+// with a *FilterError (ErrInvalidArgument) naming the rule (a FilterRule),
+// instead of running as a slow scan:
 //
 //   - order-by-created-at (default): at most one of Status and Environment.
 //   - order-by-updated-at: UpdatedAfter/UpdatedBefore only; no Status or
@@ -61,10 +100,12 @@ type DeploymentFilter struct {
 	// AnyEnvironment ("") selects every environment.
 	Environment string
 	// FinishedAfter and FinishedBefore bound finished_at (after inclusive,
-	// before exclusive); they need OrderBy OrderByFinishedAt.
+	// before exclusive, each rounded up to the microsecond); they need
+	// OrderBy OrderByFinishedAt.
 	FinishedAfter, FinishedBefore time.Time
 	// UpdatedAfter and UpdatedBefore bound updated_at (after inclusive,
-	// before exclusive); they need OrderBy OrderByUpdatedAt.
+	// before exclusive, each rounded up to the microsecond); they need
+	// OrderBy OrderByUpdatedAt.
 	UpdatedAfter, UpdatedBefore time.Time
 	// OrderBy is the column the list is sorted by; "" means
 	// OrderByCreatedAt.
@@ -73,11 +114,6 @@ type DeploymentFilter struct {
 	Sort SortDirection
 }
 
-// Sentinels for open time ranges.
-var (
-	rangeStart = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
-	rangeEnd   = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
-)
 
 // deploymentList is a validated ListDeployments request.
 type deploymentList struct {
@@ -94,60 +130,59 @@ func (f DeploymentFilter) validate(op string) (deploymentList, error) {
 	if f.Sort == "" {
 		f.Sort = SortDesc
 	}
-	rule := func(name, format string, args ...any) (deploymentList, error) {
-		return deploymentList{}, invalidArg(op, "rule "+name+": "+format, args...)
+	rule := func(r FilterRule, format string, args ...any) (deploymentList, error) {
+		return deploymentList{}, &FilterError{Op: op, Rule: r, Msg: fmt.Sprintf(format, args...)}
 	}
 	switch f.OrderBy {
 	case OrderByCreatedAt, OrderByUpdatedAt, OrderByFinishedAt:
 	default:
-		return rule("order-by", "order_by %q must be created_at, updated_at or finished_at", truncate(string(f.OrderBy)))
+		return rule(RuleOrderBy, "order_by %q must be created_at, updated_at or finished_at", truncate(string(f.OrderBy)))
 	}
 	if f.Sort != SortAsc && f.Sort != SortDesc {
-		return rule("sort", "sort %q must be asc or desc", truncate(string(f.Sort)))
+		return rule(RuleSort, "sort %q must be asc or desc", truncate(string(f.Sort)))
 	}
 	if f.Status != "" && !f.Status.Valid() {
-		return rule("status", "unknown deployment status %q", truncate(string(f.Status)))
+		return rule(RuleStatus, "unknown deployment status %q", truncate(string(f.Status)))
 	}
-	if f.Environment != "" {
-		if err := checkName(op, "environment", f.Environment); err != nil {
-			return deploymentList{}, err
-		}
+	if f.Environment != "" && !validLabel(f.Environment) {
+		return rule(RuleEnvironment, "environment %q must be a lowercase DNS label: 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit", truncate(f.Environment))
 	}
-	for _, t := range []time.Time{f.FinishedAfter, f.FinishedBefore, f.UpdatedAfter, f.UpdatedBefore} {
-		if !t.IsZero() && (t.Before(rangeStart) || t.After(rangeEnd)) {
-			return rule("range-bounds", "time %s is outside the supported range (years 0001-9999)", t.Format(time.RFC3339))
+	for _, t := range []*time.Time{&f.FinishedAfter, &f.FinishedBefore, &f.UpdatedAfter, &f.UpdatedBefore} {
+		var err error
+		if *t, err = boundTime(*t); err != nil {
+			return rule(RuleRangeBounds, "%v", err)
 		}
 	}
 	finishedRange := !f.FinishedAfter.IsZero() || !f.FinishedBefore.IsZero()
 	updatedRange := !f.UpdatedAfter.IsZero() || !f.UpdatedBefore.IsZero()
 	if finishedRange && f.OrderBy != OrderByFinishedAt {
-		return rule("finished-range", "finished_after/finished_before need order_by=finished_at (and a terminal status)")
+		return rule(RuleFinishedRange, "finished_after/finished_before need order_by=finished_at (and a terminal status)")
 	}
 	if updatedRange && f.OrderBy != OrderByUpdatedAt {
-		return rule("updated-range", "updated_after/updated_before need order_by=updated_at")
+		return rule(RuleUpdatedRange, "updated_after/updated_before need order_by=updated_at")
 	}
-	l := deploymentList{asc: f.Sort == SortAsc, start: rangeStart, end: rangeEnd}
+	l := deploymentList{asc: f.Sort == SortAsc, start: timeFloor, end: timeCeil}
 	switch f.OrderBy {
 	case OrderByCreatedAt:
 		if f.Status != "" && f.Environment != "" {
-			return rule("order-by-created-at", "filter by status or by environment, not both")
+			return rule(RuleOrderByCreatedAt, "filter by status or by environment, not both")
 		}
 	case OrderByUpdatedAt:
 		if f.Status != "" || f.Environment != "" {
-			return rule("order-by-updated-at", "order_by=updated_at cannot be combined with a status or environment filter")
+			return rule(RuleOrderByUpdatedAt, "order_by=updated_at cannot be combined with a status or environment filter")
 		}
-		l.start, l.end = orDefault(f.UpdatedAfter, rangeStart), orDefault(f.UpdatedBefore, rangeEnd)
+		l.start, l.end = orDefault(f.UpdatedAfter, timeFloor), orDefault(f.UpdatedBefore, timeCeil)
 	case OrderByFinishedAt:
 		if !f.Status.Terminal() {
-			return rule("order-by-finished-at", "order_by=finished_at needs status deployed, failed or canceled")
+			return rule(RuleOrderByFinishedAt, "order_by=finished_at needs status deployed, failed or canceled")
 		}
 		if f.Environment != "" {
-			return rule("order-by-finished-at", "order_by=finished_at cannot be combined with an environment filter")
+			return rule(RuleOrderByFinishedAt, "order_by=finished_at cannot be combined with an environment filter")
 		}
-		l.start, l.end = orDefault(f.FinishedAfter, rangeStart), orDefault(f.FinishedBefore, rangeEnd)
+		l.start, l.end = orDefault(f.FinishedAfter, timeFloor), orDefault(f.FinishedBefore, timeCeil)
 	}
 	if !l.start.Before(l.end) {
-		return rule("range-bounds", "the range's after bound (%s) must be earlier than its before bound (%s)",
+		return rule(RuleRangeBounds, "the range's after bound (%s) must be earlier than its before bound (%s)",
 			l.start.Format(time.RFC3339Nano), l.end.Format(time.RFC3339Nano))
 	}
 	l.f = f
@@ -201,7 +236,7 @@ func (s *Service) ListDeployments(ctx context.Context, filter DeploymentFilter, 
 	}
 	raw, err := s.listDeployments(ctx, filter.AppID, l, pos, int32(size+1))
 	if err != nil {
-		return Page[Deployment]{}, mapError(opRead, op, err)
+		return Page[Deployment]{}, mapError(ctx, opRead, op, err)
 	}
 	rows := rowsTo(raw, deploymentFromRow)
 	key := func(d Deployment) position { return position{d.CreatedAt, int64(d.ID)} }

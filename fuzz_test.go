@@ -105,8 +105,11 @@ func FuzzParseDeploymentFilter(f *testing.F) {
 		if l.f.Status != "" && !l.f.Status.Valid() || l.f.Environment != "" && !validLabel(l.f.Environment) {
 			t.Fatalf("unchecked value accepted: %+v", l.f)
 		}
-		if !l.start.Before(l.end) || l.start.Before(rangeStart) || l.end.After(rangeEnd) {
+		if !l.start.Before(l.end) || l.start.Before(timeFloor) || l.end.After(timeCeil) {
 			t.Fatalf("range [%s, %s) accepted", l.start, l.end)
+		}
+		if l.start.Nanosecond()%1000 != 0 || l.end.Nanosecond()%1000 != 0 {
+			t.Fatalf("range [%s, %s) is not in whole microseconds", l.start, l.end)
 		}
 	})
 }

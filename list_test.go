@@ -21,7 +21,7 @@ func TestListDeploymentsFilterRules(t *testing.T) {
 	now := time.Now()
 	rejected := []struct {
 		name string
-		rule string
+		rule deploydb.FilterRule
 		f    deploydb.DeploymentFilter
 	}{
 		{"unknown order", "order-by", deploydb.DeploymentFilter{OrderBy: "id"}},
@@ -41,7 +41,8 @@ func TestListDeploymentsFilterRules(t *testing.T) {
 	for _, tc := range rejected {
 		tc.f.AppID = app.ID
 		_, err := svc.ListDeployments(ctx, tc.f, deploydb.PageRequest{})
-		if !errors.Is(err, deploydb.ErrInvalidArgument) || !strings.Contains(err.Error(), "rule "+tc.rule+":") {
+		var fe *deploydb.FilterError
+		if !errors.Is(err, deploydb.ErrInvalidArgument) || !errors.As(err, &fe) || fe.Rule != tc.rule || !strings.Contains(err.Error(), "rule "+string(tc.rule)+":") {
 			t.Errorf("%s: %v, want ErrInvalidArgument naming rule %s", tc.name, err, tc.rule)
 		}
 	}

@@ -78,7 +78,7 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, p CreateDeplo
 		}
 		rows, err := tx.q.CreateDeploymentOperations(ctx, dbsqlc.CreateDeploymentOperationsParams{DeploymentID: int64(d.ID), Targets: targets})
 		if err != nil {
-			return mapError(opWrite, op, err)
+			return mapError(ctx, opWrite, op, err)
 		}
 		ops = rowsTo(rows, operationFromRow)
 		return nil
@@ -93,7 +93,7 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, p CreateDeplo
 func (s *Service) GetOperation(ctx context.Context, id OperationID) (Operation, error) {
 	o, err := s.q.GetOperation(ctx, int64(id))
 	if err != nil {
-		return Operation{}, mapError(opRead, "get operation "+strconv.FormatInt(int64(id), 10), err)
+		return Operation{}, mapError(ctx, opRead, "get operation "+strconv.FormatInt(int64(id), 10), err)
 	}
 	return operationFromRow(o), nil
 }
@@ -107,7 +107,7 @@ func (s *Service) GetOperationByDeploymentAndTarget(ctx context.Context, deploym
 	}
 	o, err := s.q.GetOperationByDeploymentAndTarget(ctx, dbsqlc.GetOperationByDeploymentAndTargetParams{DeploymentID: int64(deploymentID), Target: target})
 	if err != nil {
-		return Operation{}, mapError(opRead, op, err)
+		return Operation{}, mapError(ctx, opRead, op, err)
 	}
 	return operationFromRow(o), nil
 }
@@ -117,7 +117,7 @@ func (s *Service) GetOperationByDeploymentAndTarget(ctx context.Context, deploym
 func (s *Service) ListDeploymentOperations(ctx context.Context, deploymentID DeploymentID) ([]Operation, error) {
 	ops, err := s.q.ListDeploymentOperations(ctx, int64(deploymentID))
 	if err != nil {
-		return nil, mapError(opRead, "list deployment operations", err)
+		return nil, mapError(ctx, opRead, "list deployment operations", err)
 	}
 	return rowsTo(ops, operationFromRow), nil
 }
@@ -136,7 +136,7 @@ func (s *Service) ListActiveOperationsByTarget(ctx context.Context, target strin
 	}
 	ops, err := s.q.ListActiveOperationsByTarget(ctx, dbsqlc.ListActiveOperationsByTargetParams{Target: target, MaxRows: n})
 	if err != nil {
-		return nil, mapError(opRead, op, err)
+		return nil, mapError(ctx, opRead, op, err)
 	}
 	return rowsTo(ops, operationFromRow), nil
 }
@@ -178,17 +178,17 @@ func (s *Service) TransitionOperation(ctx context.Context, id OperationID, to Op
 			return tx.syncDeployment(ctx, op, DeploymentID(moved.DeploymentID))
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
-			return mapError(opWrite, op, err)
+			return mapError(ctx, opWrite, op, err)
 		}
 		cur, err := tx.q.GetOperation(ctx, int64(id))
 		switch {
 		case err != nil:
-			return mapError(opRead, op, err)
+			return mapError(ctx, opRead, op, err)
 		case OperationState(cur.State) == to:
 			o = operationFromRow(cur)
 			return nil
 		}
-		return &TransitionError{Entity: "operation", ID: int64(id), From: cur.State, To: string(to)}
+		return &TransitionError{Entity: EntityOperation, ID: int64(id), From: OperationState(cur.State), To: to}
 	})
 	if err != nil {
 		return Operation{}, false, err
@@ -271,7 +271,7 @@ func (s *Service) ClaimNextOperation(ctx context.Context, target, worker string)
 			return &Error{Kind: ErrNotFound, Op: op, Msg: "no claimable operation", Err: err}
 		}
 		if err != nil {
-			return mapError(opWrite, op, err)
+			return mapError(ctx, opWrite, op, err)
 		}
 		o = operationFromRow(row)
 		return tx.syncDeployment(ctx, op, o.DeploymentID)
@@ -287,7 +287,7 @@ func (s *Service) ClaimNextOperation(ctx context.Context, target, worker string)
 // from then on follows the manual lifecycle.
 func (s *Service) DeleteDeploymentOperations(ctx context.Context, deploymentID DeploymentID) (int64, error) {
 	n, err := s.q.DeleteDeploymentOperations(ctx, int64(deploymentID))
-	return n, mapError(opDelete, "delete operations of deployment "+strconv.FormatInt(int64(deploymentID), 10), err)
+	return n, mapError(ctx, opDelete, "delete operations of deployment "+strconv.FormatInt(int64(deploymentID), 10), err)
 }
 
 // syncDeployment locks a deployment and stores the status derived from its
@@ -295,11 +295,11 @@ func (s *Service) DeleteDeploymentOperations(ctx context.Context, deploymentID D
 func (s *Service) syncDeployment(ctx context.Context, op string, deploymentID DeploymentID) error {
 	d, err := s.q.LockDeployment(ctx, int64(deploymentID))
 	if err != nil {
-		return mapError(opRead, op, err)
+		return mapError(ctx, opRead, op, err)
 	}
 	rows, err := s.q.ListDeploymentOperationStates(ctx, int64(deploymentID))
 	if err != nil {
-		return mapError(opRead, op, err)
+		return mapError(ctx, opRead, op, err)
 	}
 	if len(rows) == 0 {
 		return nil
@@ -317,7 +317,7 @@ func (s *Service) syncDeployment(ctx context.Context, op string, deploymentID De
 		ID: int64(deploymentID), Status: string(st), StartedAt: nullTime(started), FinishedAt: nullTime(finished),
 	})
 	if err != nil {
-		return mapError(opWrite, fmt.Sprintf("%s: set deployment %d status to %s", op, deploymentID, st), err)
+		return mapError(ctx, opWrite, fmt.Sprintf("%s: set deployment %d status to %s", op, deploymentID, st), err)
 	}
 	return nil
 }

@@ -214,7 +214,7 @@ func TestOperationTransitions(t *testing.T) {
 				checkOperationMove(t, from, to, before, got)
 			default:
 				var te *deploydb.TransitionError
-				if !errors.As(err, &te) || te.Entity != "operation" || te.From != string(from) || te.To != string(to) || changed {
+				if !errors.As(err, &te) || te.Entity != deploydb.EntityOperation || te.From != from || te.To != to || changed {
 					t.Errorf("%s -> %s: %v, want *TransitionError", from, to, err)
 				}
 				if after, _ := svc.GetOperation(ctx, before.ID); after.UpdatedAt != before.UpdatedAt || after.State != from {

@@ -3,7 +3,6 @@ package deploydb
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -22,8 +21,11 @@ type conn interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// Querier runs SQL of the caller's own: it is what Service.Conn returns, and
-// is satisfied by *pgxpool.Pool, *pgx.Conn and pgx.Tx.
+// Querier runs SQL of the caller's own: it is what Service.Conn returns. Its
+// errors are mapped like every other error of the package: they match a
+// sentinel (a syntax error is ErrInternal, a serialization failure
+// ErrRetryable, a missing row from QueryRow ErrNotFound) and keep the driver
+// error in the chain. *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy it too.
 type Querier interface {
 	// Exec runs a statement that returns no rows.
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -58,20 +60,50 @@ type options struct {
 	configure       func(*pgxpool.Config)
 	cursorSecret    []byte
 	autoMigrate     MigrateFunc // WithAutoMigrate, in automigrate.go
+	err             error       // the first invalid option value
+}
+
+// invalid records the first invalid option value; Open refuses it.
+func (o *options) invalid(format string, args ...any) {
+	if o.err == nil {
+		o.err = invalidArg("open", format, args...)
+	}
 }
 
 // WithMaxConns sets the pool's maximum number of connections (default
-// 10). Only Open uses it.
-func WithMaxConns(n int32) Option { return func(o *options) { o.maxConns = n } }
+// 10; 0 keeps the default, a negative n makes Open fail with
+// ErrInvalidArgument). Only Open uses it.
+func WithMaxConns(n int32) Option {
+	return func(o *options) {
+		if n < 0 {
+			o.invalid("WithMaxConns(%d): the number of connections cannot be negative", n)
+		}
+		o.maxConns = n
+	}
+}
 
 // WithConnectTimeout sets how long establishing one connection may take
-// (default 30 s). Only Open uses it.
-func WithConnectTimeout(d time.Duration) Option { return func(o *options) { o.connectTimeout = d } }
+// (default 30 s; 0 keeps the default, a negative d makes Open fail with
+// ErrInvalidArgument). Only Open uses it.
+func WithConnectTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.invalid("WithConnectTimeout(%s): the timeout cannot be negative", d)
+		}
+		o.connectTimeout = d
+	}
+}
 
 // WithMaxConnIdleTime sets how long an idle connection is kept (default
-// 10 min). Only Open uses it.
+// 10 min; 0 keeps the default, a negative d makes Open fail with
+// ErrInvalidArgument). Only Open uses it.
 func WithMaxConnIdleTime(d time.Duration) Option {
-	return func(o *options) { o.maxConnIdleTime = d }
+	return func(o *options) {
+		if d < 0 {
+			o.invalid("WithMaxConnIdleTime(%s): the idle time cannot be negative", d)
+		}
+		o.maxConnIdleTime = d
+	}
 }
 
 // WithPoolConfig lets the caller adjust the parsed pool configuration before
@@ -81,9 +113,13 @@ func WithPoolConfig(fn func(*pgxpool.Config)) Option { return func(o *options) {
 // WithCursorSecret sets the key that signs page cursors. Services that hand
 // cursors to untrusted clients, or that run as several replicas, should set
 // the same secret everywhere; the default is a fixed key, which still
-// detects corrupted and foreign cursors.
+// detects corrupted and foreign cursors. An empty secret keeps the default.
 func WithCursorSecret(secret []byte) Option {
-	return func(o *options) { o.cursorSecret = append([]byte(nil), secret...) }
+	return func(o *options) {
+		if len(secret) > 0 {
+			o.cursorSecret = append([]byte(nil), secret...)
+		}
+	}
 }
 
 func buildOptions(opts []Option) options {
@@ -98,9 +134,15 @@ func buildOptions(opts []Option) options {
 // string) and returns a Service that owns it; Close closes the pool. Defaults:
 // 10 connections, 30 s connect timeout, 10 min idle time, each overridable
 // by an Option or by the URL's pool_max_conns / connect_timeout /
-// pool_max_conn_idle_time. Errors never contain the password.
+// pool_max_conn_idle_time. Errors never contain the password: a URL that
+// cannot be parsed, a rejected login or an unknown database, and an invalid
+// option value are ErrInvalidArgument; a server that cannot be reached is
+// ErrUnavailable; a failed WithAutoMigrate is ErrSchemaMismatch.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, error) {
 	o := buildOptions(opts)
+	if o.err != nil {
+		return nil, o.err
+	}
 	cfg, err := pgconf.PoolConfig(databaseURL)
 	if err != nil {
 		return nil, &Error{Kind: ErrInvalidArgument, Op: "open", Err: err}
@@ -122,7 +164,7 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, er
 	}
 	pool, err := pgconf.NewPool(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("deploydb: open: %w", err)
+		return nil, mapError(ctx, opRead, "open", err)
 	}
 	s := New(pool, opts...)
 	s.ownPool = true
@@ -148,39 +190,130 @@ func (s *Service) Close() {
 // Pool returns the underlying pool.
 func (s *Service) Pool() *pgxpool.Pool { return s.pool }
 
-// Conn returns what this Service runs statements on: inside InTx the
-// transaction, otherwise the pool. Use it to run SQL of your own in the same
-// transaction as Service calls.
-func (s *Service) Conn() Querier { return s.conn }
+// Conn returns what this Service runs statements on, for SQL of the
+// caller's own: inside InTx the transaction, otherwise the pool. Its errors
+// are mapped to the sentinels (see Querier).
+func (s *Service) Conn() Querier { return callerConn{s.conn} }
 
-// Isolation is a transaction isolation level.
+// callerConn runs the caller's SQL and maps its errors.
+type callerConn struct{ c dbsqlc.DBTX }
+
+const callerOp = "run the caller's SQL"
+
+func (c callerConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := c.c.Exec(ctx, sql, args...)
+	return tag, mapError(ctx, opCaller, callerOp, err)
+}
+
+func (c callerConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := c.c.Query(ctx, sql, args...)
+	if err != nil {
+		return rows, mapError(ctx, opCaller, callerOp, err)
+	}
+	return callerRows{Rows: rows, ctx: ctx}, nil
+}
+
+func (c callerConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return callerRow{row: c.c.QueryRow(ctx, sql, args...), ctx: ctx}
+}
+
+type callerRow struct {
+	row pgx.Row
+	ctx context.Context
+}
+
+func (r callerRow) Scan(dest ...any) error {
+	return mapError(r.ctx, opCaller, callerOp, r.row.Scan(dest...))
+}
+
+// callerRows maps the errors pgx reports while reading rows.
+type callerRows struct {
+	pgx.Rows
+	ctx context.Context
+}
+
+func (r callerRows) Err() error { return mapError(r.ctx, opCaller, callerOp, r.Rows.Err()) }
+
+func (r callerRows) Scan(dest ...any) error {
+	return mapError(r.ctx, opCaller, callerOp, r.Rows.Scan(dest...))
+}
+
+func (r callerRows) Values() ([]any, error) {
+	v, err := r.Rows.Values()
+	return v, mapError(r.ctx, opCaller, callerOp, err)
+}
+
+// Isolation is a transaction isolation level. Only the constants below are
+// accepted; any other value is ErrInvalidArgument, refused before anything
+// is sent (the value is never sent as text).
 type Isolation string
 
 // Isolation levels for TxOptions.
 const (
-	ReadCommitted  Isolation = "read committed"
-	RepeatableRead Isolation = "repeatable read"
-	Serializable   Isolation = "serializable"
+	DefaultIsolation Isolation = "" // the server's default (read committed)
+	ReadCommitted    Isolation = "read committed"
+	RepeatableRead   Isolation = "repeatable read"
+	Serializable     Isolation = "serializable"
 )
+
+// maxTimeout is the longest lock_timeout or statement_timeout PostgreSQL
+// accepts: INT_MAX milliseconds.
+const maxTimeout = (1<<31 - 1) * time.Millisecond
 
 // DefaultTxAttempts is how often InTx runs a transaction that keeps failing
 // on serialization failures or deadlocks before it gives up.
 const DefaultTxAttempts = 5
 
-// TxOptions configures InTxWith.
+// TxOptions configures InTxWith. Every field is validated before anything
+// is sent; a value out of range is ErrInvalidArgument.
 type TxOptions struct {
-	// Isolation is the isolation level; "" means the server's default
-	// (read committed).
+	// Isolation is the isolation level: one of the Isolation constants;
+	// DefaultIsolation ("") means the server's default (read committed).
 	Isolation Isolation
-	// ReadOnly starts a read-only transaction.
+	// ReadOnly starts a read-only transaction; a write in it is
+	// ErrInvalidArgument (25006).
 	ReadOnly bool
 	// LockTimeout and StatementTimeout, when positive, set lock_timeout and
-	// statement_timeout for this transaction only.
+	// statement_timeout for this transaction only (rounded up to whole
+	// milliseconds; at most 2147483647 ms). 0 leaves the session's value;
+	// negative values are refused.
 	LockTimeout, StatementTimeout time.Duration
 	// MaxAttempts bounds how often the transaction runs when it fails on a
 	// serialization failure (40001) or a deadlock (40P01); 0 means
-	// DefaultTxAttempts and 1 disables retries.
+	// DefaultTxAttempts and 1 disables retries. Negative values are
+	// refused.
 	MaxAttempts int
+}
+
+// pgx validates o and returns the pgx options for BEGIN.
+func (o TxOptions) pgx(op string) (pgx.TxOptions, error) {
+	var t pgx.TxOptions
+	switch o.Isolation {
+	case DefaultIsolation:
+	case ReadCommitted:
+		t.IsoLevel = pgx.ReadCommitted
+	case RepeatableRead:
+		t.IsoLevel = pgx.RepeatableRead
+	case Serializable:
+		t.IsoLevel = pgx.Serializable
+	default:
+		return t, invalidArg(op, "isolation level %q is not one of read committed, repeatable read and serializable", truncate(string(o.Isolation)))
+	}
+	if o.ReadOnly {
+		t.AccessMode = pgx.ReadOnly
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"LockTimeout", o.LockTimeout}, {"StatementTimeout", o.StatementTimeout}} {
+		if d.d < 0 || d.d > maxTimeout {
+			return t, invalidArg(op, "%s %s is out of range (0 to %s)", d.name, d.d, maxTimeout)
+		}
+	}
+	if o.MaxAttempts < 0 {
+		return t, invalidArg(op, "MaxAttempts %d cannot be negative", o.MaxAttempts)
+	}
+	return t, nil
 }
 
 // InTx runs fn in one transaction with default TxOptions: see InTxWith.
@@ -196,49 +329,67 @@ func (s *Service) InTx(ctx context.Context, fn func(tx *Service) error) error {
 // rolled back and fn runs again, up to opts.MaxAttempts times in all, after
 // a jittered exponential backoff and never past ctx; fn must therefore keep
 // its effects inside the transaction. The retries are counted in Stats.
-// A failure that remains after the last attempt matches ErrRetryable.
+// A failure that remains after the last attempt matches ErrRetryable,
+// whether deploydb's statements or the caller's own SQL raised it.
+//
+// InTxWith returns an error fn returns as it is, unless it carries a
+// database error that is not mapped yet (SQL run on a pgx.Tx of the
+// caller's), which is mapped like every other; the error from Conn's
+// methods and from Service calls are mapped already. A failed COMMIT is
+// mapped too: a transaction in which a statement failed and fn still
+// returned nil is ErrTxAborted.
 //
 // Called on a Service that is already in a transaction, InTxWith runs fn
-// in a savepoint of it, once, and ignores opts.
+// in a savepoint of it, once; opts are validated, and otherwise ignored.
 func (s *Service) InTxWith(ctx context.Context, opts TxOptions, fn func(tx *Service) error) error {
+	const op = "transaction"
+	txOpts, err := opts.pgx(op)
+	if err != nil {
+		return err
+	}
 	if s.tx != nil {
-		return s.runTx(ctx, func() (pgx.Tx, error) { return s.tx.Begin(ctx) }, TxOptions{}, fn)
+		return txResult(ctx, s.runTx(ctx, func() (pgx.Tx, error) { return s.tx.Begin(ctx) }, TxOptions{}, fn))
 	}
-	if opts.MaxAttempts <= 0 {
+	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = DefaultTxAttempts
-	}
-	txOpts := pgx.TxOptions{IsoLevel: pgx.TxIsoLevel(opts.Isolation)}
-	if opts.ReadOnly {
-		txOpts.AccessMode = pgx.ReadOnly
 	}
 	for attempt := 1; ; attempt++ {
 		err := s.runTx(ctx, func() (pgx.Tx, error) { return s.root.BeginTx(ctx, txOpts) }, opts, fn)
 		if err == nil || !retryableTx(err) || attempt >= opts.MaxAttempts || ctx.Err() != nil {
-			return err
+			return txResult(ctx, err)
 		}
 		if !backoff(ctx, attempt, 10*time.Millisecond, 500*time.Millisecond) {
-			return err
+			return txResult(ctx, err)
 		}
 		s.stats.tx.Add(1)
 	}
+}
+
+// txResult maps a database error that fn returned unmapped, and leaves
+// typed errors and the caller's own errors alone.
+func txResult(ctx context.Context, err error) error {
+	if err == nil || typed(err) || !driverError(err) {
+		return err
+	}
+	return mapError(ctx, opCaller, "transaction", err)
 }
 
 // runTx runs fn once in the transaction begin starts.
 func (s *Service) runTx(ctx context.Context, begin func() (pgx.Tx, error), opts TxOptions, fn func(tx *Service) error) (err error) {
 	tx, err := begin()
 	if err != nil {
-		return mapError(opRead, "begin transaction", err)
+		return mapError(ctx, opRead, "begin transaction", err)
 	}
 	defer func() {
 		// Rollback after Commit is a no-op; on error or panic it undoes fn.
 		if rbErr := tx.Rollback(context.WithoutCancel(ctx)); rbErr != nil && !errors.Is(rbErr, pgx.ErrTxClosed) && err == nil {
-			err = mapError(opWrite, "roll back transaction", rbErr)
+			err = mapError(ctx, opWrite, "roll back transaction", rbErr)
 		}
 	}()
 	for name, d := range map[string]time.Duration{"lock_timeout": opts.LockTimeout, "statement_timeout": opts.StatementTimeout} {
 		if d > 0 {
-			if _, err := tx.Exec(ctx, "SELECT set_config($1, $2, true)", name, strconv.FormatInt(max(d.Milliseconds(), 1), 10)+"ms"); err != nil {
-				return mapError(opWrite, "set "+name, err)
+			if _, err := tx.Exec(ctx, "SELECT set_config($1, $2, true)", name, strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10)+"ms"); err != nil {
+				return mapError(ctx, opWrite, "set "+name, err)
 			}
 		}
 	}
@@ -247,7 +398,7 @@ func (s *Service) runTx(ctx context.Context, begin func() (pgx.Tx, error), opts 
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return mapError(opWrite, "commit transaction", err)
+		return mapError(ctx, opWrite, "commit transaction", err)
 	}
 	return nil
 }

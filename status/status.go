@@ -8,6 +8,22 @@
 // lifecycles); this package only names the states.
 package status
 
+// Status is any of the three state types: a Build, a Deployment or an
+// Operation value. Errors that report a state (deploydb's TransitionError)
+// carry one, so a caller compares it with the constants directly
+// (err.From == status.BuildSucceeded) or switches on its type. Only the
+// types of this package implement it.
+type Status interface {
+	// String returns the state as stored in the database.
+	String() string
+	// Valid reports whether the value is one of its type's states.
+	Valid() bool
+	// Entity returns what the state belongs to: "build", "deployment" or
+	// "operation".
+	Entity() string
+	isStatus()
+}
+
 // Build is the status of a build.
 type Build string
 
@@ -42,6 +58,11 @@ func (s Build) Terminal() bool {
 // String returns the status as stored in the database.
 func (s Build) String() string { return string(s) }
 
+// Entity returns "build".
+func (Build) Entity() string { return "build" }
+
+func (Build) isStatus() {}
+
 // Deployment is the status of a deployment.
 type Deployment string
 
@@ -75,6 +96,11 @@ func (s Deployment) Terminal() bool {
 
 // String returns the status as stored in the database.
 func (s Deployment) String() string { return string(s) }
+
+// Entity returns "deployment".
+func (Deployment) Entity() string { return "deployment" }
+
+func (Deployment) isStatus() {}
 
 // Operation is the state of a deployment operation: the rollout of one
 // deployment to one target.
@@ -131,3 +157,8 @@ func (s Operation) Finished() bool {
 
 // String returns the state as stored in the database.
 func (s Operation) String() string { return string(s) }
+
+// Entity returns "operation".
+func (Operation) Entity() string { return "operation" }
+
+func (Operation) isStatus() {}
