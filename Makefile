@@ -9,6 +9,7 @@ SHELL := /bin/bash
 BIN   := $(CURDIR)/bin
 SQLC  := $(BIN)/sqlc
 ATLAS := $(BIN)/atlas
+ACTIONLINT := $(BIN)/actionlint
 GO    ?= go
 # Runs a command against a throwaway empty database (URL in ATLAS_DEV_URL).
 DEVDB := $(GO) run ./internal/devdb --
@@ -19,25 +20,42 @@ BASE   ?=
 
 .PHONY: help
 help: ## List the targets.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# Every Go module of the repository (go mod tidy and its check run in each).
+MODULES := . bench internal/pgtest/pgcontainer tools/sqlc tools/atlas tools/actionlint
 
 .PHONY: tools
-tools: $(SQLC) $(ATLAS) ## Build the pinned sqlc and Atlas CLIs into ./bin.
+tools: $(SQLC) $(ATLAS) $(ACTIONLINT) ## Build the pinned sqlc, Atlas and actionlint into ./bin.
 
-$(SQLC): tools/sqlc/go.mod tools/sqlc/go.sum
+# A tool is rebuilt when its go.sum changes: bin/.<tool>.sum is a copy of it,
+# rewritten (and so newer) only when the content differs, which also keeps a
+# ./bin restored from a CI cache valid after a fresh checkout.
+$(BIN)/.%.sum: FORCE
+	@mkdir -p $(BIN)
+	@cmp -s tools/$*/go.sum $@ || cp tools/$*/go.sum $@
+
+$(SQLC): $(BIN)/.sqlc.sum
 	@echo "building sqlc (first use; takes a couple of minutes)..."
 	cd tools/sqlc && CGO_ENABLED=1 $(GO) build -o $(SQLC) github.com/sqlc-dev/sqlc/cmd/sqlc
 
-$(ATLAS): tools/atlas/go.mod tools/atlas/go.sum
+$(ATLAS): $(BIN)/.atlas.sum
 	@echo "building atlas (first use; takes a couple of minutes)..."
 	cd tools/atlas && $(GO) build -o $(ATLAS) ariga.io/atlas/cmd/atlas
+
+$(ACTIONLINT): $(BIN)/.actionlint.sum
+	@echo "building actionlint (first use)..."
+	cd tools/actionlint && $(GO) build -o $(ACTIONLINT) github.com/rhysd/actionlint/cmd/actionlint
+
+.PHONY: FORCE
+FORCE:
 
 .PHONY: run
 run: ## Run the demo walkthrough (starts a throwaway PostgreSQL unless DATABASE_URL is set).
 	$(GO) run ./cmd/deploydb-demo
 
 .PHONY: test
-test: $(ATLAS) ## Run all tests against a real PostgreSQL (see README: where tests get PostgreSQL).
+test: $(SQLC) $(ATLAS) ## Run all tests against a real PostgreSQL (see README: where tests get PostgreSQL).
 	$(GO) test -count=1 ./...
 
 .PHONY: migrate-proofs
@@ -50,33 +68,52 @@ reliability: ## Run the reliability and security proofs at full length; writes d
 	./scripts/reliability-report.sh
 
 .PHONY: generate
-generate: $(SQLC) ## Regenerate internal/dbsqlc from queries/ with sqlc.
+generate: $(SQLC) ## Regenerate every derived file: internal/dbsqlc (sqlc) and docs/schema.md (ER diagram).
 	$(SQLC) generate
+	$(REVIEW) erd
 
 .PHONY: migration
-migration: $(ATLAS) ## Write a migration for the schema.hcl changes: make migration NAME=add_x.
+migration: $(ATLAS) $(SQLC) ## Write a migration for the schema.hcl changes, then make generate: make migration NAME=add_x.
 	@test -n "$(NAME)" || { echo "usage: make migration NAME=short_description" >&2; exit 2; }
 	$(DEVDB) $(ATLAS) migrate diff --env local $(NAME)
+	$(MAKE) --no-print-directory generate
 
 .PHONY: build
 build: ## Build the deploydb binary into ./bin.
 	$(GO) build -o $(BIN)/deploydb ./cmd/deploydb
 
 .PHONY: check
-check: $(SQLC) $(ATLAS) ## gofmt, go vet, sqlc diff, atlas migrate validate, and "schema.hcl needs no new migration".
-	@echo "== gofmt"; out=$$(gofmt -l .); \
-		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+check: $(SQLC) $(ATLAS) $(ACTIONLINT) ## Fail on anything stale or unclean, naming the command that fixes it.
+	@echo "== gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); \
+		if [ -n "$$out" ]; then echo "$$out"; echo "gofmt needed: run gofmt -w on the files above" >&2; exit 1; fi
 	@echo "== go vet"; $(GO) vet ./...
+	@echo "== go mod tidy -diff (every module)"; for m in $(MODULES); do \
+		(cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "$$m: go.mod/go.sum not tidy: run (cd $$m && go mod tidy)" >&2; exit 1; }; done
+	@echo "== GOOS=darwin and GOOS=windows builds"; for os in darwin windows; do \
+		GOOS=$$os $(GO) build ./... || { echo "the root module does not build for $$os" >&2; exit 1; }; done
+	@echo "== import weight"; ./scripts/check-deps.sh
+	@echo "== every Example has an Output line"; ./scripts/check-examples.sh
+	@echo "== actionlint"; $(ACTIONLINT) .github/workflows/*.yml
 	@echo "== sqlc diff (internal/dbsqlc matches queries/)"; $(SQLC) diff || { echo "internal/dbsqlc is stale: run make generate" >&2; exit 1; }
-	@echo "== atlas migrate validate (atlas.sum)"; $(ATLAS) migrate validate --dir file://db/migrations
+	@echo "== docs/schema.md matches db/migrations"; $(REVIEW) erd -check
+	@echo "== atlas migrate validate (atlas.sum)"; $(ATLAS) migrate validate --dir file://db/migrations || \
+		{ echo "db/migrations does not match atlas.sum: run make migration-hash after an allowed edit" >&2; exit 1; }
 	@echo "== schema.hcl matches db/migrations"; $(DEVDB) ./scripts/check-schema-drift.sh $(ATLAS)
+
+.PHONY: lint-workflows
+lint-workflows: $(ACTIONLINT) ## Check .github/workflows with the pinned actionlint.
+	$(ACTIONLINT) .github/workflows/*.yml
+
+.PHONY: tidy
+tidy: ## Run go mod tidy in every module of the repository.
+	for m in $(MODULES); do (cd $$m && $(GO) mod tidy) || exit 1; done
 
 .PHONY: review
 review: $(SQLC) $(ATLAS) ## Review the change since BASE (default: merge base with main) into out/review.md; REVIEW_SCALE=4 seeds more.
 	$(REVIEW) -base "$(BASE)" -out out/review.md
 
 .PHONY: erd
-erd: ## Regenerate docs/schema.md (Mermaid ER diagram) from db/migrations.
+erd: ## Regenerate only docs/schema.md (Mermaid ER diagram) from db/migrations (make generate does this too).
 	$(REVIEW) erd
 
 .PHONY: migration-hash

@@ -109,15 +109,18 @@ func TestOpenWithAutoMigrateLocked(t *testing.T) {
 // turns on the migration lock, and a replica that cannot migrate does not
 // start.
 func ExampleWithAutoMigrate() {
-	url, done := exampleEmptyDatabase() // a fresh database without tables
-	defer done()
-	svc, err := deploydb.Open(context.Background(), url,
+	ctx := context.Background()
+	url := pgtest.ExampleDatabase(false) // in a service: os.Getenv("DATABASE_URL")
+	svc, err := deploydb.Open(ctx, url,
 		deploydb.WithAutoMigrate(db.Migrator(db.WithLockWait(2*time.Minute))))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer svc.Close()
-	app, err := svc.CreateApp(context.Background(), deploydb.CreateAppParams{Name: "migrated"})
-	fmt.Println(app.Name, err)
-	// Output: migrated <nil>
+	app, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "checkout"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("migrated and serving:", app.Name)
+	// Output: migrated and serving: checkout
 }

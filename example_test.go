@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deploydb/deploydb"
+	"github.com/deploydb/deploydb/internal/pgtest"
 )
 
 // Example shows the main calls: create an app and a build, run the build,
@@ -16,8 +17,7 @@ import (
 // migrated already: see db.Migrate or `deploydb migrate up`.)
 func Example() {
 	ctx := context.Background()
-	url, done := exampleDatabase() // a fresh, migrated database
-	defer done()
+	url := pgtest.ExampleDatabase(true) // in a service: os.Getenv("DATABASE_URL")
 
 	svc, err := deploydb.Open(ctx, url)
 	if err != nil {
@@ -58,8 +58,7 @@ func Example() {
 // that finished successfully, most recent first.
 func ExampleService_ListDeployments() {
 	ctx := context.Background()
-	url, done := exampleDatabase()
-	defer done()
+	url := pgtest.ExampleDatabase(true)
 	svc, err := deploydb.Open(ctx, url)
 	if err != nil {
 		log.Fatal(err)
@@ -119,8 +118,7 @@ func exampleDeployments(ctx context.Context, svc *deploydb.Service, name string,
 // second attempt fails on the duplicate name and leaves nothing behind.
 func ExampleService_InTx() {
 	ctx := context.Background()
-	url, done := exampleDatabase()
-	defer done()
+	url := pgtest.ExampleDatabase(true)
 	svc, err := deploydb.Open(ctx, url)
 	if err != nil {
 		log.Fatal(err)
@@ -149,8 +147,7 @@ func ExampleService_InTx() {
 // together. InTx on the joined Service is a savepoint.
 func ExampleService_WithTx() {
 	ctx := context.Background()
-	url, done := exampleDatabase()
-	defer done()
+	url := pgtest.ExampleDatabase(true)
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		log.Fatal(err)

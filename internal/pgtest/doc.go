@@ -14,7 +14,12 @@
 //     postgres:15-alpine), run by testcontainers-go's postgres module and
 //     removed at Close. Readiness is the log line "database system is ready
 //     to accept connections" seen twice (the image's init server, then the
-//     real one).
+//     real one). testcontainers runs out of process, in the command
+//     internal/pgtest/pgcontainer (a module of its own, so testcontainers
+//     and the Docker client are not requirements of deploydb's module),
+//     built once with the go command into the user cache directory; it
+//     removes the container when pgtest closes its standard input, which
+//     also happens when the test process dies.
 //   - local: a throwaway cluster made with the installed initdb, pg_ctl and
 //     postgres (found on PATH, then in the newest /usr/lib/postgresql/N/bin),
 //     in a temp dir, listening on a free 127.0.0.1 port with durability off.

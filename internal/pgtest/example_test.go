@@ -4,13 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/deploydb/deploydb/internal/pgtest"
 )
 
 // A dev command gets a server, a migrated database on it, and tears the
-// server down when done.
+// server down when done. (Tests use pgtest.Pool(t) or pgtest.URL(t) with
+// `func TestMain(m *testing.M) { pgtest.Main(m) }` instead.)
 func ExampleStart() {
 	ctx := context.Background()
 	srv, err := pgtest.Start(ctx)
@@ -23,27 +25,38 @@ func ExampleStart() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	url, err := srv.CreateDatabase(ctx, "deploydb_demo", tpl)
+	url, err := srv.CreateDatabase(ctx, "deploydb_example_start", tpl)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("demo database:", pgtest.Redact(url))
+	defer srv.DropDatabase(ctx, "deploydb_example_start")
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var apps int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM apps`).Scan(&apps); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("migrated clone, apps:", apps)
+	// Output: migrated clone, apps: 0
 }
 
-// Tests take a fresh migrated database each; TestMain closes the shared
-// server at the end.
-func ExamplePool() {
-	// func TestMain(m *testing.M) { pgtest.Main(m) }
-	testCountApps := func(t *testing.T) {
-		t.Parallel()
-		pool := pgtest.Pool(t)
-		var n int
-		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM apps`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n != 0 {
-			t.Errorf("new database has %d apps", n)
-		}
+// Runnable godoc examples, which have no *testing.T, take their databases
+// from ExampleDatabase; Main drops them.
+func ExampleExampleDatabase() {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.ExampleDatabase(true))
+	if err != nil {
+		log.Fatal(err)
 	}
-	_ = testCountApps
+	defer conn.Close(ctx)
+	var tables int
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('apps', 'builds', 'deployments')`).Scan(&tables)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("tables:", tables)
+	// Output: tables: 3
 }

@@ -16,10 +16,11 @@ import (
 const startTimeout = 5 * time.Minute
 
 var shared struct {
-	once   sync.Once
-	mu     sync.Mutex // guards server for Main's close
-	server *Server
-	err    error
+	once     sync.Once
+	mu       sync.Mutex // guards server for Main's close
+	server   *Server
+	err      error
+	examples []string // databases made by ExampleDatabase
 }
 
 // SharedServer returns the process-wide server, starting it on first use
@@ -28,6 +29,15 @@ var shared struct {
 // server is closed by Main.
 func SharedServer(t testing.TB) *Server {
 	t.Helper()
+	s, err := sharedServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// sharedServer starts the process-wide server once.
+func sharedServer() (*Server, error) {
 	shared.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 		defer cancel()
@@ -36,10 +46,36 @@ func SharedServer(t testing.TB) *Server {
 		shared.server, shared.err = s, err
 		shared.mu.Unlock()
 	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
+	return shared.server, shared.err
+}
+
+// ExampleDatabase returns the URL of a new database on the shared server,
+// migrated when migrated is true, for runnable godoc examples, which have
+// no *testing.T. It panics when no server can be had (the example then
+// fails with Start's message). Main drops these databases before it closes
+// the server.
+func ExampleDatabase(migrated bool) string {
+	s, err := sharedServer()
+	if err != nil {
+		panic(err)
 	}
-	return shared.server
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	tpl := ""
+	if migrated {
+		if tpl, err = s.MigratedTemplate(ctx); err != nil {
+			panic(err)
+		}
+	}
+	name := newDatabaseName("deploydb_ex")
+	url, err := s.CreateDatabase(ctx, name, tpl)
+	if err != nil {
+		panic(err)
+	}
+	shared.mu.Lock()
+	shared.examples = append(shared.examples, name)
+	shared.mu.Unlock()
+	return url
 }
 
 // Main runs the package's tests and then closes the shared server before
@@ -52,9 +88,16 @@ func SharedServer(t testing.TB) *Server {
 func Main(m *testing.M) {
 	code := m.Run()
 	shared.mu.Lock()
-	s := shared.server
+	s, examples := shared.server, shared.examples
 	shared.mu.Unlock()
 	if s != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		for _, name := range examples {
+			if err := s.DropDatabase(ctx, name); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+			}
+		}
+		cancel()
 		if err := s.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}

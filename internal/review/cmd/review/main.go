@@ -144,7 +144,7 @@ func erd(args []string) int {
 	if *check {
 		old, _ := os.ReadFile(path)
 		if string(old) != doc {
-			fmt.Fprintf(os.Stderr, "review erd: %s is stale: run make erd\n", review.ERDPath)
+			fmt.Fprintf(os.Stderr, "review erd: %s is stale: run make generate\n", review.ERDPath)
 			return 1
 		}
 		fmt.Fprintf(os.Stderr, "review erd: %s is up to date\n", review.ERDPath)
