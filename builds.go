@@ -36,18 +36,38 @@ type BuildRow struct {
 }
 
 // CreateBuild creates a pending build of an app from a source version.
-// created reports whether this call inserted the row. It returns
-// ErrNotFound when the app does not exist.
+// created reports whether this call inserted the row: it is false when
+// p.IdempotencyKey was used before by the same app with the same source
+// version, and the first build is returned (a repeat with another source
+// version is ErrConflict). It returns ErrNotFound when the app does not
+// exist.
 func (s *Service) CreateBuild(ctx context.Context, p CreateBuildParams) (b Build, created bool, err error) {
 	op := "create build of app " + strconv.FormatInt(int64(p.AppID), 10)
 	if err := checkSourceVersion(op, p.SourceVersion); err != nil {
 		return Build{}, false, err
 	}
-	row, err := s.q.CreateBuild(ctx, dbsqlc.CreateBuildParams{AppID: int64(p.AppID), SourceVersion: nullText(p.SourceVersion)})
-	if err != nil {
+	if err := checkIdempotencyKey(op, p.IdempotencyKey); err != nil {
+		return Build{}, false, err
+	}
+	row, err := s.q.CreateBuild(ctx, dbsqlc.CreateBuildParams{
+		AppID: int64(p.AppID), SourceVersion: nullText(p.SourceVersion), IdempotencyKey: nullText(p.IdempotencyKey)})
+	if err == nil {
+		return buildFromRow(row), true, nil
+	}
+	if p.IdempotencyKey == "" || !errors.Is(err, pgx.ErrNoRows) {
 		return Build{}, false, mapError(ctx, opWrite, op, err)
 	}
-	return buildFromRow(row), true, nil
+	// The key was used: a repeat, or a conflicting reuse.
+	first, err := s.q.GetBuildByIdempotencyKey(ctx, dbsqlc.GetBuildByIdempotencyKeyParams{AppID: int64(p.AppID), IdempotencyKey: nullText(p.IdempotencyKey)})
+	if err != nil {
+		return Build{}, false, mapError(ctx, opRead, op, err)
+	}
+	if first.SourceVersion.String != p.SourceVersion {
+		return Build{}, false, &Error{Kind: ErrConflict, Op: op, Msg: fmt.Sprintf(
+			"idempotency key %q was used for build %d of source version %q, not %q", truncate(p.IdempotencyKey), first.ID,
+			truncate(first.SourceVersion.String), truncate(p.SourceVersion))}
+	}
+	return buildFromRow(first), false, nil
 }
 
 // CreateBuilds bulk-inserts builds with COPY and returns how many were

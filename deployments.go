@@ -3,6 +3,7 @@ package deploydb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -19,13 +20,32 @@ func (s *Service) CreateDeployment(ctx context.Context, p CreateDeploymentParams
 	if !validLabel(p.Environment) {
 		return Deployment{}, false, checkName(createDeploymentOp(p.BuildID), "environment", p.Environment)
 	}
-	row, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{AppID: int64(p.AppID), BuildID: int64(p.BuildID), Environment: p.Environment})
+	if err := checkIdempotencyKey(createDeploymentOp(p.BuildID), p.IdempotencyKey); err != nil {
+		return Deployment{}, false, err
+	}
+	row, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{
+		AppID: int64(p.AppID), BuildID: int64(p.BuildID), Environment: p.Environment, IdempotencyKey: nullText(p.IdempotencyKey)})
 	if err == nil {
 		return deploymentFromRow(row), true, nil
 	}
 	op := createDeploymentOp(p.BuildID) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return Deployment{}, false, mapError(ctx, opWrite, op, err)
+	}
+	if p.IdempotencyKey != "" {
+		first, err := s.q.GetDeploymentByIdempotencyKey(ctx, dbsqlc.GetDeploymentByIdempotencyKeyParams{
+			AppID: int64(p.AppID), IdempotencyKey: nullText(p.IdempotencyKey)})
+		switch {
+		case err == nil && BuildID(first.BuildID) == p.BuildID && first.Environment == p.Environment:
+			return deploymentFromRow(first), false, nil
+		case err == nil:
+			return Deployment{}, false, &Error{Kind: ErrConflict, Op: op, Msg: fmt.Sprintf(
+				"idempotency key %q was used for deployment %d of build %d to %s", truncate(p.IdempotencyKey),
+				first.ID, first.BuildID, first.Environment)}
+		case !errors.Is(err, pgx.ErrNoRows):
+			return Deployment{}, false, mapError(ctx, opRead, op, err)
+		}
+		// The key is new: the build is what stopped the insert.
 	}
 	return Deployment{}, false, s.whyNotDeployable(ctx, op, p.AppID, p.BuildID)
 }

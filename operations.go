@@ -72,9 +72,23 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, p CreateDeplo
 	}
 	err = s.InTx(ctx, func(tx *Service) error {
 		var err error
-		d, created, err = tx.CreateDeployment(ctx, CreateDeploymentParams{AppID: p.AppID, BuildID: p.BuildID, Environment: p.Environment})
+		d, created, err = tx.CreateDeployment(ctx, CreateDeploymentParams{
+			AppID: p.AppID, BuildID: p.BuildID, Environment: p.Environment, IdempotencyKey: p.IdempotencyKey})
 		if err != nil {
 			return err
+		}
+		if !created {
+			// A repeat with the same key: the same targets, or a conflict.
+			rows, err := tx.q.ListDeploymentOperations(ctx, int64(d.ID))
+			if err != nil {
+				return mapError(ctx, opRead, op, err)
+			}
+			ops = rowsTo(rows, operationFromRow)
+			if !sameTargets(ops, targets) {
+				return &Error{Kind: ErrConflict, Op: op, Msg: fmt.Sprintf(
+					"idempotency key %q was used for deployment %d with other targets", truncate(p.IdempotencyKey), d.ID)}
+			}
+			return nil
 		}
 		rows, err := tx.q.CreateDeploymentOperations(ctx, dbsqlc.CreateDeploymentOperationsParams{DeploymentID: int64(d.ID), Targets: targets})
 		if err != nil {
@@ -87,6 +101,23 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, p CreateDeplo
 		return Deployment{}, nil, false, err
 	}
 	return d, ops, created, nil
+}
+
+// sameTargets reports whether ops are on exactly the targets given.
+func sameTargets(ops []Operation, targets []string) bool {
+	if len(ops) != len(targets) {
+		return false
+	}
+	want := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		want[t] = true
+	}
+	for _, o := range ops {
+		if !want[o.Target] {
+			return false
+		}
+	}
+	return true
 }
 
 // GetOperation returns the operation with the given id, or ErrNotFound.

@@ -18,6 +18,12 @@ type CreateBuildParams struct {
 	// SourceVersion is the commit or tag the build is made from, at most
 	// MaxSourceVersionLen characters; "" for none.
 	SourceVersion string
+	// IdempotencyKey, when set, makes the call safe to repeat: the first
+	// call with a key creates the row, a repeat with the same key and the
+	// same arguments returns that row (created false), and a repeat with
+	// other arguments is ErrConflict. Keys are unique per app, 1 to
+	// MaxIdempotencyKeyLen characters; "" for none.
+	IdempotencyKey string
 }
 
 // CreateBuildsParams are the arguments of CreateBuilds.
@@ -36,6 +42,12 @@ type CreateDeploymentParams struct {
 	BuildID BuildID
 	// Environment is where to deploy (required): a lowercase DNS label.
 	Environment string
+	// IdempotencyKey, when set, makes the call safe to repeat: the first
+	// call with a key creates the row, a repeat with the same key and the
+	// same arguments (build and environment) returns that row (created false), and a repeat with
+	// other arguments is ErrConflict. Keys are unique per app, 1 to
+	// MaxIdempotencyKeyLen characters; "" for none.
+	IdempotencyKey string
 }
 
 // CreateDeploymentWithTargetsParams are the arguments of
@@ -52,6 +64,12 @@ type CreateDeploymentWithTargetsParams struct {
 	// each: 1 to MaxTargets distinct names of 1-63 characters of a-z, 0-9,
 	// '-' and '.'.
 	Targets []string
+	// IdempotencyKey, when set, makes the call safe to repeat: the first
+	// call with a key creates the row, a repeat with the same key and the
+	// same arguments (build, environment and targets) returns that row (created false), and a repeat with
+	// other arguments is ErrConflict. Keys are unique per app, 1 to
+	// MaxIdempotencyKeyLen characters; "" for none.
+	IdempotencyKey string
 }
 
 // BuildFilter selects the builds ListAppBuilds and ListAppBuildsPaged

@@ -81,6 +81,11 @@ table "builds" {
     type    = text
     comment = "Commit SHA or tag the build was made from."
   }
+  column "idempotency_key" {
+    null    = true
+    type    = text
+    comment = "Caller-chosen key of the CreateBuild call that made the build; unique per app."
+  }
   column "status" {
     null    = false
     type    = text
@@ -133,6 +138,12 @@ table "builds" {
       desc   = true
     }
   }
+  // CreateBuild with an idempotency key: one build per app and key.
+  index "builds_app_id_idempotency_key_key" {
+    unique  = true
+    columns = [column.app_id, column.idempotency_key]
+    where   = "idempotency_key IS NOT NULL"
+  }
   // GetLatestSuccessfulBuild: newest build of an app in one status.
   index "builds_app_id_status_created_at_id_idx" {
     on {
@@ -155,6 +166,9 @@ table "builds" {
   }
   check "builds_source_version_length" {
     expr = "char_length(source_version) BETWEEN 1 AND 255"
+  }
+  check "builds_idempotency_key_length" {
+    expr = "char_length(idempotency_key) BETWEEN 1 AND 255"
   }
   check "builds_started_at_set" {
     expr = "status NOT IN ('in_progress', 'succeeded', 'failed') OR started_at IS NOT NULL"
@@ -190,6 +204,11 @@ table "deployments" {
     type    = text
     default = "production"
     comment = "Lowercase DNS label (RFC 1123), 1-63 characters."
+  }
+  column "idempotency_key" {
+    null    = true
+    type    = text
+    comment = "Caller-chosen key of the CreateDeployment call that made the deployment; unique per app."
   }
   column "status" {
     null    = false
@@ -237,6 +256,12 @@ table "deployments" {
   // Foreign-key support: finding the deployments of a build (DeleteBuild).
   index "deployments_build_id_idx" {
     columns = [column.build_id]
+  }
+  // CreateDeployment with an idempotency key: one deployment per app and key.
+  index "deployments_app_id_idempotency_key_key" {
+    unique  = true
+    columns = [column.app_id, column.idempotency_key]
+    where   = "idempotency_key IS NOT NULL"
   }
   // At most one deployment in progress per app and environment.
   index "deployments_one_in_progress_key" {
@@ -324,6 +349,9 @@ table "deployments" {
       column = column.id
       desc   = true
     }
+  }
+  check "deployments_idempotency_key_length" {
+    expr = "char_length(idempotency_key) BETWEEN 1 AND 255"
   }
   check "deployments_environment_format" {
     expr = "environment ~ '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'"

@@ -46,6 +46,9 @@ type Build struct {
 	SourceVersion string
 	// Status is where the build is in its lifecycle (see UpdateBuildStatus).
 	Status BuildStatus
+	// IdempotencyKey is the key of the CreateBuild call that made the
+	// build; "" when it had none.
+	IdempotencyKey string
 	// CreatedAt is when the build was created.
 	CreatedAt time.Time
 	// UpdatedAt is when the build last changed.
@@ -73,6 +76,9 @@ type Deployment struct {
 	// UpdateDeploymentStatus); for a deployment with operations it is
 	// derived from them (see DeriveDeploymentStatus).
 	Status DeploymentStatus
+	// IdempotencyKey is the key of the CreateDeployment call that made the
+	// deployment; "" when it had none.
+	IdempotencyKey string
 	// CreatedAt is when the deployment was created.
 	CreatedAt time.Time
 	// UpdatedAt is when the deployment last changed.
@@ -188,14 +194,14 @@ func appFromRow(r dbsqlc.App) App {
 
 func buildFromRow(r dbsqlc.Build) Build {
 	return Build{
-		ID: BuildID(r.ID), AppID: AppID(r.AppID), SourceVersion: r.SourceVersion.String, Status: BuildStatus(r.Status),
+		ID: BuildID(r.ID), AppID: AppID(r.AppID), SourceVersion: r.SourceVersion.String, Status: BuildStatus(r.Status), IdempotencyKey: r.IdempotencyKey.String,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: timeOf(r.StartedAt), FinishedAt: timeOf(r.FinishedAt),
 	}
 }
 
 func deploymentFromRow(r dbsqlc.Deployment) Deployment {
 	return Deployment{
-		ID: DeploymentID(r.ID), AppID: AppID(r.AppID), BuildID: BuildID(r.BuildID), Environment: r.Environment, Status: DeploymentStatus(r.Status),
+		ID: DeploymentID(r.ID), AppID: AppID(r.AppID), BuildID: BuildID(r.BuildID), Environment: r.Environment, Status: DeploymentStatus(r.Status), IdempotencyKey: r.IdempotencyKey.String,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: timeOf(r.StartedAt), FinishedAt: timeOf(r.FinishedAt),
 	}
 }

@@ -9,6 +9,9 @@ import (
 // may carry, in characters.
 const MaxSourceVersionLen = 255
 
+// MaxIdempotencyKeyLen is the longest idempotency key, in characters.
+const MaxIdempotencyKeyLen = 255
+
 // validLabel reports whether s is a lowercase RFC 1123 DNS label: 1-63
 // characters of a-z, 0-9 and '-', not starting or ending with '-'. App
 // names and environments follow this rule (also enforced by CHECK
@@ -35,6 +38,10 @@ func checkName(op, what, s string) error {
 
 func checkSourceVersion(op, v string) error {
 	return checkText(op, "source version", v, MaxSourceVersionLen)
+}
+
+func checkIdempotencyKey(op, k string) error {
+	return checkText(op, "idempotency key", k, MaxIdempotencyKeyLen)
 }
 
 // checkText refuses free text that is not valid UTF-8, holds a NUL byte or

@@ -1,8 +1,18 @@
 -- name: CreateBuild :one
--- CreateBuild inserts a pending build of an app.
-INSERT INTO builds (app_id, source_version)
-VALUES (@app_id, sqlc.narg('source_version'))
+-- CreateBuild inserts a pending build of an app. With an idempotency key the
+-- app has used already it inserts nothing and returns no row; the caller
+-- then reads the first build (GetBuildByIdempotencyKey). Served by
+-- builds_app_id_idempotency_key_key.
+INSERT INTO builds (app_id, source_version, idempotency_key)
+VALUES (@app_id, sqlc.narg('source_version'), sqlc.narg('idempotency_key'))
+ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
+
+-- name: GetBuildByIdempotencyKey :one
+-- GetBuildByIdempotencyKey returns the build an app's CreateBuild call with
+-- this key made. Served by builds_app_id_idempotency_key_key.
+SELECT * FROM builds
+WHERE app_id = @app_id AND idempotency_key = @idempotency_key;
 
 -- name: CreateBuilds :copyfrom
 -- CreateBuilds bulk-inserts builds with COPY (imports and seeding). The

@@ -1,12 +1,21 @@
 -- name: CreateDeployment :one
 -- CreateDeployment inserts a pending deployment of a build, but only if the
--- build belongs to the app and has succeeded; otherwise it returns no row and
--- the caller reads the build to say why.
-INSERT INTO deployments (app_id, build_id, environment)
-SELECT b.app_id, b.id, @environment::text
+-- build belongs to the app and has succeeded, and the idempotency key (if
+-- any) is new for the app; otherwise it returns no row and the caller reads
+-- the key's deployment or the build to say why.
+INSERT INTO deployments (app_id, build_id, environment, idempotency_key)
+SELECT b.app_id, b.id, @environment::text, sqlc.narg('idempotency_key')::text
 FROM builds b
 WHERE b.id = @build_id AND b.app_id = @app_id AND b.status = 'succeeded'
+ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING *;
+
+-- name: GetDeploymentByIdempotencyKey :one
+-- GetDeploymentByIdempotencyKey returns the deployment an app's
+-- CreateDeployment call with this key made. Served by
+-- deployments_app_id_idempotency_key_key.
+SELECT * FROM deployments
+WHERE app_id = @app_id AND idempotency_key = @idempotency_key;
 
 -- name: GetDeployment :one
 -- GetDeployment returns the deployment with the given id (primary key).

@@ -13,19 +13,24 @@ import (
 )
 
 const CreateBuild = `-- name: CreateBuild :one
-INSERT INTO builds (app_id, source_version)
-VALUES ($1, $2)
-RETURNING id, app_id, source_version, status, created_at, updated_at, started_at, finished_at
+INSERT INTO builds (app_id, source_version, idempotency_key)
+VALUES ($1, $2, $3)
+ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id, app_id, source_version, status, created_at, updated_at, started_at, finished_at, idempotency_key
 `
 
 type CreateBuildParams struct {
-	AppID         int64
-	SourceVersion pgtype.Text
+	AppID          int64
+	SourceVersion  pgtype.Text
+	IdempotencyKey pgtype.Text
 }
 
-// CreateBuild inserts a pending build of an app.
+// CreateBuild inserts a pending build of an app. With an idempotency key the
+// app has used already it inserts nothing and returns no row; the caller
+// then reads the first build (GetBuildByIdempotencyKey). Served by
+// builds_app_id_idempotency_key_key.
 func (q *Queries) CreateBuild(ctx context.Context, arg CreateBuildParams) (Build, error) {
-	row := q.db.QueryRow(ctx, CreateBuild, arg.AppID, arg.SourceVersion)
+	row := q.db.QueryRow(ctx, CreateBuild, arg.AppID, arg.SourceVersion, arg.IdempotencyKey)
 	var i Build
 	err := row.Scan(
 		&i.ID,
@@ -36,6 +41,7 @@ func (q *Queries) CreateBuild(ctx context.Context, arg CreateBuildParams) (Build
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.IdempotencyKey,
 	)
 	return i, err
 }
@@ -66,7 +72,7 @@ func (q *Queries) DeleteBuild(ctx context.Context, id int64) (int64, error) {
 }
 
 const GetBuild = `-- name: GetBuild :one
-SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at FROM builds
+SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM builds
 WHERE id = $1
 `
 
@@ -83,12 +89,42 @@ func (q *Queries) GetBuild(ctx context.Context, id int64) (Build, error) {
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.IdempotencyKey,
+	)
+	return i, err
+}
+
+const GetBuildByIdempotencyKey = `-- name: GetBuildByIdempotencyKey :one
+SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM builds
+WHERE app_id = $1 AND idempotency_key = $2
+`
+
+type GetBuildByIdempotencyKeyParams struct {
+	AppID          int64
+	IdempotencyKey pgtype.Text
+}
+
+// GetBuildByIdempotencyKey returns the build an app's CreateBuild call with
+// this key made. Served by builds_app_id_idempotency_key_key.
+func (q *Queries) GetBuildByIdempotencyKey(ctx context.Context, arg GetBuildByIdempotencyKeyParams) (Build, error) {
+	row := q.db.QueryRow(ctx, GetBuildByIdempotencyKey, arg.AppID, arg.IdempotencyKey)
+	var i Build
+	err := row.Scan(
+		&i.ID,
+		&i.AppID,
+		&i.SourceVersion,
+		&i.Status,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.IdempotencyKey,
 	)
 	return i, err
 }
 
 const GetLatestSuccessfulBuild = `-- name: GetLatestSuccessfulBuild :one
-SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at FROM builds
+SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM builds
 WHERE app_id = $1 AND status = 'succeeded'
 ORDER BY created_at DESC, id DESC
 LIMIT 1
@@ -108,12 +144,13 @@ func (q *Queries) GetLatestSuccessfulBuild(ctx context.Context, appID int64) (Bu
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.IdempotencyKey,
 	)
 	return i, err
 }
 
 const ListAppBuildsPaged = `-- name: ListAppBuildsPaged :many
-SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at FROM builds
+SELECT id, app_id, source_version, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM builds
 WHERE app_id = $1
   AND (created_at, id) < ($2::timestamptz, $3::bigint)
 ORDER BY created_at DESC, id DESC
@@ -153,6 +190,7 @@ func (q *Queries) ListAppBuildsPaged(ctx context.Context, arg ListAppBuildsPaged
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -177,7 +215,7 @@ WHERE id = $2
                ('in_progress', 'succeeded'),
                ('in_progress', 'failed'),
                ('in_progress', 'canceled'))
-RETURNING id, app_id, source_version, status, created_at, updated_at, started_at, finished_at
+RETURNING id, app_id, source_version, status, created_at, updated_at, started_at, finished_at, idempotency_key
 `
 
 type UpdateBuildStatusParams struct {
@@ -203,6 +241,7 @@ func (q *Queries) UpdateBuildStatus(ctx context.Context, arg UpdateBuildStatusPa
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.IdempotencyKey,
 	)
 	return i, err
 }

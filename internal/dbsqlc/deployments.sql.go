@@ -13,24 +13,32 @@ import (
 )
 
 const CreateDeployment = `-- name: CreateDeployment :one
-INSERT INTO deployments (app_id, build_id, environment)
-SELECT b.app_id, b.id, $1::text
+INSERT INTO deployments (app_id, build_id, environment, idempotency_key)
+SELECT b.app_id, b.id, $1::text, $2::text
 FROM builds b
-WHERE b.id = $2 AND b.app_id = $3 AND b.status = 'succeeded'
-RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at
+WHERE b.id = $3 AND b.app_id = $4 AND b.status = 'succeeded'
+ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key
 `
 
 type CreateDeploymentParams struct {
-	Environment string
-	BuildID     int64
-	AppID       int64
+	Environment    string
+	IdempotencyKey pgtype.Text
+	BuildID        int64
+	AppID          int64
 }
 
 // CreateDeployment inserts a pending deployment of a build, but only if the
-// build belongs to the app and has succeeded; otherwise it returns no row and
-// the caller reads the build to say why.
+// build belongs to the app and has succeeded, and the idempotency key (if
+// any) is new for the app; otherwise it returns no row and the caller reads
+// the key's deployment or the build to say why.
 func (q *Queries) CreateDeployment(ctx context.Context, arg CreateDeploymentParams) (Deployment, error) {
-	row := q.db.QueryRow(ctx, CreateDeployment, arg.Environment, arg.BuildID, arg.AppID)
+	row := q.db.QueryRow(ctx, CreateDeployment,
+		arg.Environment,
+		arg.IdempotencyKey,
+		arg.BuildID,
+		arg.AppID,
+	)
 	var i Deployment
 	err := row.Scan(
 		&i.ID,
@@ -42,6 +50,7 @@ func (q *Queries) CreateDeployment(ctx context.Context, arg CreateDeploymentPara
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.IdempotencyKey,
 	)
 	return i, err
 }
@@ -62,7 +71,7 @@ func (q *Queries) DeleteDeployment(ctx context.Context, id int64) (int64, error)
 }
 
 const GetDeployment = `-- name: GetDeployment :one
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE id = $1
 `
 
@@ -80,12 +89,44 @@ func (q *Queries) GetDeployment(ctx context.Context, id int64) (Deployment, erro
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.IdempotencyKey,
+	)
+	return i, err
+}
+
+const GetDeploymentByIdempotencyKey = `-- name: GetDeploymentByIdempotencyKey :one
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+WHERE app_id = $1 AND idempotency_key = $2
+`
+
+type GetDeploymentByIdempotencyKeyParams struct {
+	AppID          int64
+	IdempotencyKey pgtype.Text
+}
+
+// GetDeploymentByIdempotencyKey returns the deployment an app's
+// CreateDeployment call with this key made. Served by
+// deployments_app_id_idempotency_key_key.
+func (q *Queries) GetDeploymentByIdempotencyKey(ctx context.Context, arg GetDeploymentByIdempotencyKeyParams) (Deployment, error) {
+	row := q.db.QueryRow(ctx, GetDeploymentByIdempotencyKey, arg.AppID, arg.IdempotencyKey)
+	var i Deployment
+	err := row.Scan(
+		&i.ID,
+		&i.AppID,
+		&i.BuildID,
+		&i.Environment,
+		&i.Status,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.IdempotencyKey,
 	)
 	return i, err
 }
 
 const GetDeploymentWithBuild = `-- name: GetDeploymentWithBuild :one
-SELECT deployments.id, deployments.app_id, deployments.build_id, deployments.environment, deployments.status, deployments.created_at, deployments.updated_at, deployments.started_at, deployments.finished_at, builds.id, builds.app_id, builds.source_version, builds.status, builds.created_at, builds.updated_at, builds.started_at, builds.finished_at
+SELECT deployments.id, deployments.app_id, deployments.build_id, deployments.environment, deployments.status, deployments.created_at, deployments.updated_at, deployments.started_at, deployments.finished_at, deployments.idempotency_key, builds.id, builds.app_id, builds.source_version, builds.status, builds.created_at, builds.updated_at, builds.started_at, builds.finished_at, builds.idempotency_key
 FROM deployments
 JOIN builds ON builds.id = deployments.build_id AND builds.app_id = deployments.app_id
 WHERE deployments.id = $1
@@ -111,6 +152,7 @@ func (q *Queries) GetDeploymentWithBuild(ctx context.Context, id int64) (GetDepl
 		&i.Deployment.UpdatedAt,
 		&i.Deployment.StartedAt,
 		&i.Deployment.FinishedAt,
+		&i.Deployment.IdempotencyKey,
 		&i.Build.ID,
 		&i.Build.AppID,
 		&i.Build.SourceVersion,
@@ -119,12 +161,13 @@ func (q *Queries) GetDeploymentWithBuild(ctx context.Context, id int64) (GetDepl
 		&i.Build.UpdatedAt,
 		&i.Build.StartedAt,
 		&i.Build.FinishedAt,
+		&i.Build.IdempotencyKey,
 	)
 	return i, err
 }
 
 const GetLatestDeployment = `-- name: GetLatestDeployment :one
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1 AND environment = $2
 ORDER BY created_at DESC, id DESC
 LIMIT 1
@@ -151,12 +194,13 @@ func (q *Queries) GetLatestDeployment(ctx context.Context, arg GetLatestDeployme
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.IdempotencyKey,
 	)
 	return i, err
 }
 
 const ListAppDeploymentsPaged = `-- name: ListAppDeploymentsPaged :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1
   AND (created_at, id) < ($2::timestamptz, $3::bigint)
 ORDER BY created_at DESC, id DESC
@@ -196,6 +240,7 @@ func (q *Queries) ListAppDeploymentsPaged(ctx context.Context, arg ListAppDeploy
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -208,7 +253,7 @@ func (q *Queries) ListAppDeploymentsPaged(ctx context.Context, arg ListAppDeploy
 }
 
 const ListAppDeploymentsPagedAsc = `-- name: ListAppDeploymentsPagedAsc :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1
   AND (created_at, id) > ($2::timestamptz, $3::bigint)
 ORDER BY created_at ASC, id ASC
@@ -249,6 +294,7 @@ func (q *Queries) ListAppDeploymentsPagedAsc(ctx context.Context, arg ListAppDep
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -261,7 +307,7 @@ func (q *Queries) ListAppDeploymentsPagedAsc(ctx context.Context, arg ListAppDep
 }
 
 const ListEnvironmentDeploymentsPaged = `-- name: ListEnvironmentDeploymentsPaged :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1 AND environment = $2
   AND (created_at, id) < ($3::timestamptz, $4::bigint)
 ORDER BY created_at DESC, id DESC
@@ -304,6 +350,7 @@ func (q *Queries) ListEnvironmentDeploymentsPaged(ctx context.Context, arg ListE
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -316,7 +363,7 @@ func (q *Queries) ListEnvironmentDeploymentsPaged(ctx context.Context, arg ListE
 }
 
 const ListEnvironmentDeploymentsPagedAsc = `-- name: ListEnvironmentDeploymentsPagedAsc :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1 AND environment = $2
   AND (created_at, id) > ($3::timestamptz, $4::bigint)
 ORDER BY created_at ASC, id ASC
@@ -358,6 +405,7 @@ func (q *Queries) ListEnvironmentDeploymentsPagedAsc(ctx context.Context, arg Li
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -370,7 +418,7 @@ func (q *Queries) ListEnvironmentDeploymentsPagedAsc(ctx context.Context, arg Li
 }
 
 const ListFinishedDeploymentsPaged = `-- name: ListFinishedDeploymentsPaged :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1 AND status = $2
   AND finished_at >= $3::timestamptz AND finished_at < $4::timestamptz
   AND (finished_at, id) < ($5::timestamptz, $6::bigint)
@@ -419,6 +467,7 @@ func (q *Queries) ListFinishedDeploymentsPaged(ctx context.Context, arg ListFini
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -431,7 +480,7 @@ func (q *Queries) ListFinishedDeploymentsPaged(ctx context.Context, arg ListFini
 }
 
 const ListFinishedDeploymentsPagedAsc = `-- name: ListFinishedDeploymentsPagedAsc :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1 AND status = $2
   AND finished_at >= $3::timestamptz AND finished_at < $4::timestamptz
   AND (finished_at, id) > ($5::timestamptz, $6::bigint)
@@ -478,6 +527,7 @@ func (q *Queries) ListFinishedDeploymentsPagedAsc(ctx context.Context, arg ListF
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -490,7 +540,7 @@ func (q *Queries) ListFinishedDeploymentsPagedAsc(ctx context.Context, arg ListF
 }
 
 const ListStatusDeploymentsPaged = `-- name: ListStatusDeploymentsPaged :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1 AND status = $2
   AND (created_at, id) < ($3::timestamptz, $4::bigint)
 ORDER BY created_at DESC, id DESC
@@ -533,6 +583,7 @@ func (q *Queries) ListStatusDeploymentsPaged(ctx context.Context, arg ListStatus
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -545,7 +596,7 @@ func (q *Queries) ListStatusDeploymentsPaged(ctx context.Context, arg ListStatus
 }
 
 const ListStatusDeploymentsPagedAsc = `-- name: ListStatusDeploymentsPagedAsc :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1 AND status = $2
   AND (created_at, id) > ($3::timestamptz, $4::bigint)
 ORDER BY created_at ASC, id ASC
@@ -586,6 +637,7 @@ func (q *Queries) ListStatusDeploymentsPagedAsc(ctx context.Context, arg ListSta
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -598,7 +650,7 @@ func (q *Queries) ListStatusDeploymentsPagedAsc(ctx context.Context, arg ListSta
 }
 
 const ListSuccessfulDeployments = `-- name: ListSuccessfulDeployments :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1 AND status = 'deployed'
 ORDER BY finished_at DESC, id DESC
 LIMIT $2
@@ -631,6 +683,7 @@ func (q *Queries) ListSuccessfulDeployments(ctx context.Context, arg ListSuccess
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -643,7 +696,7 @@ func (q *Queries) ListSuccessfulDeployments(ctx context.Context, arg ListSuccess
 }
 
 const ListUpdatedDeploymentsPaged = `-- name: ListUpdatedDeploymentsPaged :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1
   AND updated_at >= $2::timestamptz AND updated_at < $3::timestamptz
   AND (updated_at, id) < ($4::timestamptz, $5::bigint)
@@ -689,6 +742,7 @@ func (q *Queries) ListUpdatedDeploymentsPaged(ctx context.Context, arg ListUpdat
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -701,7 +755,7 @@ func (q *Queries) ListUpdatedDeploymentsPaged(ctx context.Context, arg ListUpdat
 }
 
 const ListUpdatedDeploymentsPagedAsc = `-- name: ListUpdatedDeploymentsPagedAsc :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE app_id = $1
   AND updated_at >= $2::timestamptz AND updated_at < $3::timestamptz
   AND (updated_at, id) > ($4::timestamptz, $5::bigint)
@@ -746,6 +800,7 @@ func (q *Queries) ListUpdatedDeploymentsPagedAsc(ctx context.Context, arg ListUp
 			&i.UpdatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.IdempotencyKey,
 		); err != nil {
 			return nil, err
 		}
@@ -758,7 +813,7 @@ func (q *Queries) ListUpdatedDeploymentsPagedAsc(ctx context.Context, arg ListUp
 }
 
 const LockDeployment = `-- name: LockDeployment :one
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
 WHERE id = $1
 FOR NO KEY UPDATE
 `
@@ -778,6 +833,7 @@ func (q *Queries) LockDeployment(ctx context.Context, id int64) (Deployment, err
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.IdempotencyKey,
 	)
 	return i, err
 }
@@ -789,7 +845,7 @@ SET status      = $1,
     finished_at = $3,
     updated_at  = now()
 WHERE id = $4
-RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at
+RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key
 `
 
 type SetDerivedDeploymentStatusParams struct {
@@ -819,6 +875,7 @@ func (q *Queries) SetDerivedDeploymentStatus(ctx context.Context, arg SetDerived
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.IdempotencyKey,
 	)
 	return i, err
 }
@@ -837,7 +894,7 @@ WHERE deployments.id = $2
                ('in_progress', 'failed'),
                ('in_progress', 'canceled'))
   AND NOT EXISTS (SELECT 1 FROM deployment_operations o WHERE o.deployment_id = deployments.id)
-RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at
+RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key
 `
 
 type UpdateDeploymentStatusParams struct {
@@ -864,6 +921,7 @@ func (q *Queries) UpdateDeploymentStatus(ctx context.Context, arg UpdateDeployme
 		&i.UpdatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.IdempotencyKey,
 	)
 	return i, err
 }

@@ -30,6 +30,8 @@ type Build struct {
 	UpdatedAt     time.Time
 	StartedAt     pgtype.Timestamptz
 	FinishedAt    pgtype.Timestamptz
+	// Caller-chosen key of the CreateBuild call that made the build; unique per app.
+	IdempotencyKey pgtype.Text
 }
 
 // A rollout of one build of an app to one environment.
@@ -44,6 +46,8 @@ type Deployment struct {
 	UpdatedAt   time.Time
 	StartedAt   pgtype.Timestamptz
 	FinishedAt  pgtype.Timestamptz
+	// Caller-chosen key of the CreateDeployment call that made the deployment; unique per app.
+	IdempotencyKey pgtype.Text
 }
 
 // The rollout of one deployment to one target (cluster, region).

@@ -116,6 +116,8 @@ var nameValues = []func(s *sample, q *Query, p string) (value, bool){
 			return value{V: "review", Note: "a worker name"}, true
 		case "source_version":
 			return value{V: "review-sha", Note: "a commit"}, true
+		case "idempotency_key":
+			return value{V: "review-key", Note: "a key no row has (the seed sets none)"}, true
 		case "name":
 			return value{V: "hot-app", Note: "the hot app"}, true
 		case "last_error", "error":
