@@ -103,7 +103,7 @@ func waitAdvisory(ctx context.Context, q lockQuerier, op string, key LockKey, st
 		left := time.Until(deadline)
 		ms := (left - min(left/4, 50*time.Millisecond)).Milliseconds()
 		if ms < 1 {
-			return &Error{Kind: ErrTimeout, Op: op + " " + key.name, Msg: "the context's deadline has passed", }
+			return &Error{Kind: ErrTimeout, Op: op + " " + key.name, Msg: "the context's deadline has passed"}
 		}
 		// OFFSET 0 keeps the old value's read before the new value's write.
 		err := q.QueryRow(ctx, `SELECT p.prev, set_config('lock_timeout', $1, true)

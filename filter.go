@@ -114,7 +114,6 @@ type DeploymentFilter struct {
 	Sort SortDirection
 }
 
-
 // deploymentList is a validated ListDeployments request.
 type deploymentList struct {
 	f          DeploymentFilter
