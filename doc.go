@@ -17,7 +17,10 @@
 //
 // Open builds a pgx pool (10 connections, 30 s connect timeout, 10 min idle
 // time by default; see the With… options). New wraps a pool you already have.
-// Apply the schema first with db.Migrate (or `deploydb migrate up`).
+// Apply the schema first with db.Migrate (or `deploydb migrate up`, or
+// WithAutoMigrate): Open refuses a database whose applied migrations are
+// behind the binary's or include versions it does not know (see
+// SchemaCheck and WithSchemaCheck for rolling upgrades).
 //
 // # Lifecycles
 //
@@ -67,6 +70,7 @@
 //	ErrRetryable          serialization failure or deadlock that outlived InTx's retries
 //	ErrTimeout            lock_timeout or statement_timeout
 //	ErrUnavailable        connection lost or server shutting down
+//	ErrSchemaMismatch     Open refused the database's migrations; the error is a *SchemaError
 //
 // Context deadlines and cancellations stay visible to errors.Is. Errors never
 // contain the database password.

@@ -48,6 +48,11 @@ var (
 	// or starting (57P01, 57P02, 57P03, 08xxx, 53300). The outcome of a write
 	// that was in flight is unknown; status transitions are safe to repeat.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrSchemaMismatch reports that Open (or CheckSchema) refused a
+	// database whose applied migrations do not match the ones this binary
+	// embeds: never migrated, behind, or carrying versions the binary does
+	// not know. The error is a *SchemaError naming the versions.
+	ErrSchemaMismatch = errors.New("schema mismatch")
 )
 
 // Error is the error type behind the sentinels: Kind is the sentinel,

@@ -58,6 +58,7 @@ type options struct {
 	configure       func(*pgxpool.Config)
 	cursorSecret    []byte
 	autoMigrate     MigrateFunc // WithAutoMigrate, in automigrate.go
+	schemaCheck     SchemaCheck // WithSchemaCheck, in schemacheck.go
 }
 
 // WithMaxConns sets the pool's maximum number of connections (default
@@ -99,8 +100,16 @@ func buildOptions(opts []Option) options {
 // 10 connections, 30 s connect timeout, 10 min idle time, each overridable
 // by an Option or by the URL's pool_max_conns / connect_timeout /
 // pool_max_conn_idle_time. Errors never contain the password.
+//
+// Before it returns, Open checks the schema (WithSchemaCheck, after
+// WithAutoMigrate's migration): a database that lacks a migration this
+// binary embeds, or records one it does not know, is refused with a
+// *SchemaError (ErrSchemaMismatch) and the pool is closed.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, error) {
 	o := buildOptions(opts)
+	if err := o.schemaCheck.validate("open"); err != nil {
+		return nil, err
+	}
 	cfg, err := pgconf.PoolConfig(databaseURL)
 	if err != nil {
 		return nil, &Error{Kind: ErrInvalidArgument, Op: "open", Err: err}
@@ -124,13 +133,18 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, er
 	if err != nil {
 		return nil, fmt.Errorf("deploydb: open: %w", err)
 	}
+	if err := checkOpenSchema(ctx, pool, o.schemaCheck, cfg.ConnConfig.ConnectTimeout); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	s := New(pool, opts...)
 	s.ownPool = true
 	return s, nil
 }
 
 // New wraps an existing pool. The caller keeps ownership: Close does not
-// close it.
+// close it. New does not check the schema; call CheckSchema first for
+// Open's check.
 func New(pool *pgxpool.Pool, opts ...Option) *Service {
 	o := buildOptions(opts)
 	stats := new(counters)
