@@ -51,7 +51,9 @@ var (
 	// ErrSchemaMismatch reports that Open (or CheckSchema) refused a
 	// database whose applied migrations do not match the ones this binary
 	// embeds: never migrated, behind, or carrying versions the binary does
-	// not know. The error is a *SchemaError naming the versions.
+	// not know; the error is then a *SchemaError naming the versions. It
+	// also reports a role that may not read the revisions table, so that
+	// the schema cannot be checked.
 	ErrSchemaMismatch = errors.New("schema mismatch")
 )
 

@@ -144,23 +144,28 @@ const revisionsTable = "atlas_schema_revisions"
 
 // schemaQuery reads the revisions of the connection's current schema, the
 // table package db migrates and reads, in one statement. The unqualified
-// name finds the first such table on the search_path; rows count only when
+// name finds the first such table on the search_path (as
+// to_regclass('atlas_schema_revisions') does); its rows count only when
 // that table is the current schema's, as db would read it. The LEFT JOIN
 // returns one row even when the table is empty, naming the schema and
 // whether the table exists there. The Atlas CLI's bookkeeping row is not a
-// migration.
+// migration. It reads only the columns db.EnsureRoles lets the app role
+// read.
 const schemaQuery = `SELECT s.name, s.tbl IS NOT NULL, r.version, r.type, r.applied, r.total
 FROM (SELECT coalesce(current_schema(), '') AS name,
 		to_regclass(quote_ident(current_schema()) || '.atlas_schema_revisions') AS tbl) s
-LEFT JOIN atlas_schema_revisions r ON r.tableoid = s.tbl AND r.version <> '.atlas_cloud_identifier'
+LEFT JOIN atlas_schema_revisions r ON s.tbl = to_regclass('atlas_schema_revisions')
+	AND r.version <> '.atlas_cloud_identifier'
 ORDER BY r.version`
 
 // CheckSchema compares the migrations that the database behind pool has
 // applied with the ones this binary embeds, as Open does with
 // WithSchemaCheck(check), in one query (two for a database without a
 // revisions table anywhere on its search_path). It returns nil when check accepts
-// the database, a *SchemaError (ErrSchemaMismatch) when it does not, and
-// ErrInvalidArgument for a check that is none of the constants. Open runs
+// the database, a *SchemaError (ErrSchemaMismatch) when it does not, an
+// error matching ErrSchemaMismatch when the role may not read the
+// revisions table, and ErrInvalidArgument for a check that is none of the
+// constants. Open runs
 // it before it returns a Service; call it yourself before New, which does
 // not.
 func CheckSchema(ctx context.Context, pool *pgxpool.Pool, check SchemaCheck) error {
@@ -213,6 +218,9 @@ func checkSchema(ctx context.Context, q Querier, check SchemaCheck) error {
 		if err := q.QueryRow(ctx, `SELECT coalesce(current_schema(), '')`).Scan(&e.Schema); err != nil {
 			return mapError(opRead, "check schema", err)
 		}
+	case errors.As(err, &pgErr) && pgErr.Code == "42501": // insufficient_privilege
+		return &Error{Kind: ErrSchemaMismatch, Op: "check schema", Err: err,
+			Msg: "the role may not read " + revisionsTable + ", so the schema cannot be checked: let it read the table's version, type, applied and total columns (deploydb roles does), or open with WithSchemaCheck(SchemaSkip)"}
 	case err != nil:
 		return mapError(opRead, "check schema", err)
 	}

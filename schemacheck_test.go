@@ -335,6 +335,50 @@ func TestCheckSchema(t *testing.T) {
 	deploydb.New(pool).Close()
 }
 
+// A role that may not read the revisions table cannot be checked: Open
+// refuses it with ErrSchemaMismatch and says how to fix it. Reading the
+// four columns db.EnsureRoles grants is enough for the check.
+func TestOpenSchemaCheckWithoutReadPrivilege(t *testing.T) {
+	t.Parallel()
+	u := pgtest.URL(t)
+	role := fmt.Sprintf("dd_noread_%d", time.Now().UnixNano()%1_000_000_000)
+	execSQL(t, u, "CREATE ROLE "+role+" LOGIN")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, u)
+		if err != nil {
+			return
+		}
+		defer conn.Close(ctx)
+		_, _ = conn.Exec(ctx, "DROP OWNED BY "+role)
+		_, _ = conn.Exec(ctx, "DROP ROLE IF EXISTS "+role)
+	})
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed.User = url.User(role)
+	asRole := parsed.String()
+
+	err = openWith(t, asRole, deploydb.SchemaExact)
+	if !errors.Is(err, deploydb.ErrSchemaMismatch) || !strings.Contains(fmt.Sprint(err), "SchemaSkip") {
+		t.Fatalf("Open as a role that may not read the revisions table: %v, want ErrSchemaMismatch", err)
+	}
+	for _, s := range allSentinels {
+		if s != deploydb.ErrSchemaMismatch && errors.Is(err, s) {
+			t.Errorf("the error also matches %v", s)
+		}
+	}
+	if err := openWith(t, asRole, deploydb.SchemaSkip); err != nil {
+		t.Errorf("SchemaSkip: %v", err)
+	}
+	execSQL(t, u, "GRANT SELECT (version, type, applied, total) ON atlas_schema_revisions TO "+role)
+	if err := openWith(t, asRole, deploydb.SchemaExact); err != nil {
+		t.Errorf("with SELECT on version, type, applied and total: %v", err)
+	}
+}
+
 // Open's check runs under the connect timeout: a revisions table that
 // another session holds locked makes Open fail instead of wait, while the
 // caller's context is still live.
