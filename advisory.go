@@ -260,10 +260,11 @@ type LockHolder struct {
 	ClientAddr string
 	// Granted is true for the holder and false for a session waiting.
 	Granted bool
-	// BackendStart is when the session connected; WaitStart, for a waiter,
-	// when it started to wait (zero for the holder).
+	// BackendStart is when the session connected.
 	BackendStart time.Time
-	WaitStart    time.Time
+	// WaitStart is, for a waiter, when it started to wait; zero for the
+	// holder.
+	WaitStart time.Time
 }
 
 // LockHolders lists the sessions holding key (Granted) and those waiting
