@@ -336,7 +336,7 @@ func TestOpenSchemaCheckWithoutReadPrivilege(t *testing.T) {
 	t.Parallel()
 	u := pgtest.URL(t)
 	role := fmt.Sprintf("dd_noread_%d", time.Now().UnixNano()%1_000_000_000)
-	execSQL(t, u, "CREATE ROLE "+role+" LOGIN")
+	execSQL(t, u, "CREATE ROLE "+role+" LOGIN PASSWORD 'noread-pw'") // servers with password auth (Docker) need one
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -352,7 +352,7 @@ func TestOpenSchemaCheckWithoutReadPrivilege(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed.User = url.User(role)
+	parsed.User = url.UserPassword(role, "noread-pw")
 	asRole := parsed.String()
 
 	err = openWith(t, asRole, deploydb.SchemaExact)
