@@ -207,9 +207,24 @@ var constraintMessages = map[string]string{
 	"deployment_operations_target_format":            "target must be 1-63 characters of a-z, 0-9, '-' and '.'",
 }
 
+// ctxError reports that a context ended while deploydb worked; it matches
+// that context's error (context.Canceled or context.DeadlineExceeded) and no
+// sentinel of this package.
+type ctxError struct {
+	op  string
+	err error
+}
+
+func (e *ctxError) Error() string { return "deploydb: " + e.op + ": " + e.err.Error() }
+func (e *ctxError) Unwrap() error { return e.err }
+
 // typed reports whether err already is (or wraps) one of this package's
 // errors.
 func typed(err error) bool {
+	var ce *ctxError
+	if errors.As(err, &ce) {
+		return true
+	}
 	var de *Error
 	var te *TransitionError
 	var fe *FilterError
@@ -227,13 +242,18 @@ func mapError(ctx context.Context, kind opKind, op string, err error) error {
 	if typed(err) {
 		return err
 	}
-	if cerr := ctx.Err(); cerr != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || connectionLost(err)) {
-		// The caller's context ended: say so, whatever the driver made of
-		// it (a cancel request, a closed connection).
-		if !errors.Is(err, cerr) {
+	fromCtx := errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	var connErr *pgconn.ConnectError
+	cerr := ctx.Err()
+	if cerr != nil && (fromCtx || connectionLost(err)) || fromCtx && !errors.As(err, &connErr) {
+		// A context ended (the caller's, or one the caller used for a
+		// statement of its own): say so, whatever the driver made of it (a
+		// cancel request, a closed connection). A connect timeout also
+		// wraps context.DeadlineExceeded, but means an unreachable server.
+		if cerr != nil && !errors.Is(err, cerr) {
 			err = fmt.Errorf("%w: %w", cerr, err)
 		}
-		return fmt.Errorf("deploydb: %s: %w", op, err)
+		return &ctxError{op: op, err: err}
 	}
 	e := &Error{Kind: ErrInternal, Op: op, Err: err}
 	var pgErr *pgconn.PgError

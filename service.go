@@ -14,10 +14,25 @@ import (
 	"github.com/deploydb/deploydb/internal/pgconf"
 )
 
-// conn is what a Service runs its statements on: a pool, or a transaction
-// inside InTx.
+// conn is what a Service runs its statements on: the pool (through
+// retryPool), the caller's DB, or a transaction.
 type conn interface {
 	dbsqlc.DBTX
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// DB is what a Service can run on: *pgxpool.Pool, *pgx.Conn and pgx.Tx all
+// satisfy it. See New.
+type DB interface {
+	// Exec runs a statement that returns no rows.
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	// Query runs a statement that returns rows.
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	// QueryRow runs a statement that returns at most one row.
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	// CopyFrom bulk-loads rows with COPY.
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+	// Begin starts a transaction, or a savepoint inside one.
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
@@ -36,14 +51,16 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Service is deploydb's typed data layer. It is safe for concurrent use. A
-// Service handed to an InTx callback runs every call in that transaction and
-// must not be used after the callback returns.
+// Service is deploydb's typed data layer. A Service on a pool is safe for
+// concurrent use. A Service handed to an InTx callback, or made on a
+// transaction of the caller's, runs every call in that transaction (like the
+// transaction itself, it is for one goroutine at a time) and must not be
+// used after the transaction ends.
 type Service struct {
-	pool    *pgxpool.Pool
-	root    retryPool // statements outside transactions
-	conn    conn      // root, or tx inside InTx
-	tx      pgx.Tx    // nil outside InTx
+	pool    *pgxpool.Pool // the pool, when the Service was made on one
+	root    conn          // where transactions begin: the retrying pool or the caller's DB
+	conn    conn          // root, or the transaction
+	tx      pgx.Tx        // the transaction every call runs in: InTx's, or the caller's; nil otherwise
 	q       *dbsqlc.Queries
 	cursors cursorCodec
 	stats   *counters
@@ -184,29 +201,64 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, er
 	return s, nil
 }
 
-// New wraps an existing pool. The caller keeps ownership: Close does not
-// close it. New does not check the schema; call CheckSchema first for
-// Open's check.
-func New(pool *pgxpool.Pool, opts ...Option) *Service {
+// New returns a Service that runs on db, which the caller keeps owning
+// (Close does not close it):
+//
+//   - a *pgxpool.Pool: every call takes a connection from the pool;
+//     statements the driver proves never reached the server are re-sent,
+//     and InTx begins transactions on the pool and retries them (see
+//     InTxWith);
+//   - a pgx.Tx: every call runs inside the caller's transaction, which the
+//     caller commits or rolls back; InTx runs its callback in a savepoint
+//     of it, once (a serialization failure aborts the caller's whole
+//     transaction, which the caller must retry);
+//   - a *pgx.Conn, or any other DB: every call runs on it; InTx begins a
+//     transaction on it.
+//
+// Only WithCursorSecret applies to New; the options of Open are ignored.
+// WithTx makes such a Service from an existing one. New does not check
+// the schema; call CheckSchema first for Open's check.
+func New(db DB, opts ...Option) *Service {
 	o := buildOptions(opts)
-	stats := new(counters)
-	root := retryPool{pool: pool, stats: stats}
-	return &Service{pool: pool, root: root, conn: root, q: dbsqlc.New(root), cursors: cursorCodec{secret: o.cursorSecret}, stats: stats}
+	return newService(db, cursorCodec{secret: o.cursorSecret}, new(counters))
 }
 
-// Close closes the pool if Open created it.
+// WithTx returns a Service that runs every call on db, usually a pgx.Tx of
+// the caller's, with s's cursor secret and retry counters. It is New(db) for
+// a Service that exists already: a request handler joins its own
+// transaction with svc.WithTx(tx).
+func (s *Service) WithTx(db DB) *Service { return newService(db, s.cursors, s.stats) }
+
+func newService(db DB, cursors cursorCodec, stats *counters) *Service {
+	s := &Service{cursors: cursors, stats: stats}
+	switch d := db.(type) {
+	case *pgxpool.Pool:
+		s.pool, s.root = d, retryPool{pool: d, stats: stats}
+	case pgx.Tx:
+		s.root, s.tx = d, d
+	default:
+		s.root = d
+	}
+	s.conn = s.root
+	s.q = dbsqlc.New(s.conn)
+	return s
+}
+
+// Close closes the pool if Open created it; otherwise it does nothing.
 func (s *Service) Close() {
 	if s.ownPool && s.tx == nil {
 		s.pool.Close()
 	}
 }
 
-// Pool returns the underlying pool.
+// Pool returns the pool the Service was made on (by Open, or New with a
+// pool), or nil for a Service made on a connection or transaction.
 func (s *Service) Pool() *pgxpool.Pool { return s.pool }
 
 // Conn returns what this Service runs statements on, for SQL of the
-// caller's own: inside InTx the transaction, otherwise the pool. Its errors
-// are mapped to the sentinels (see Querier).
+// caller's own: inside InTx (or on the caller's transaction) the
+// transaction, otherwise the pool or connection. Its errors are mapped to
+// the sentinels (see Querier).
 func (s *Service) Conn() Querier { return callerConn{s.conn} }
 
 // callerConn runs the caller's SQL and maps its errors.
@@ -368,7 +420,7 @@ func (s *Service) InTxWith(ctx context.Context, opts TxOptions, fn func(tx *Serv
 		opts.MaxAttempts = DefaultTxAttempts
 	}
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, func() (pgx.Tx, error) { return s.root.BeginTx(ctx, txOpts) }, opts, fn)
+		err := s.runTx(ctx, func() (pgx.Tx, error) { return beginTx(ctx, s.root, txOpts) }, opts, fn)
 		if err == nil || !retryableTx(err) || attempt >= opts.MaxAttempts || ctx.Err() != nil {
 			return txResult(ctx, err)
 		}
@@ -407,7 +459,7 @@ func (s *Service) runTx(ctx context.Context, begin func() (pgx.Tx, error), opts 
 			}
 		}
 	}
-	txs := &Service{pool: s.pool, root: s.root, conn: tx, tx: tx, q: s.q.WithTx(tx), cursors: s.cursors, stats: s.stats}
+	txs := &Service{pool: s.pool, root: s.root, conn: tx, tx: tx, q: dbsqlc.New(tx), cursors: s.cursors, stats: s.stats}
 	if err := fn(txs); err != nil {
 		return err
 	}
@@ -415,4 +467,31 @@ func (s *Service) runTx(ctx context.Context, begin func() (pgx.Tx, error), opts 
 		return mapError(ctx, opWrite, "commit transaction", err)
 	}
 	return nil
+}
+
+// beginTx begins a transaction on c with opts: through BeginTx where c has
+// it (a pool, a *pgx.Conn), else with BEGIN and SET TRANSACTION, whose text
+// comes from the validated options only.
+func beginTx(ctx context.Context, c conn, opts pgx.TxOptions) (pgx.Tx, error) {
+	if b, ok := c.(interface {
+		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+	}); ok {
+		return b.BeginTx(ctx, opts)
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil || opts == (pgx.TxOptions{}) {
+		return tx, err
+	}
+	set := "SET TRANSACTION"
+	if opts.IsoLevel != "" {
+		set += " ISOLATION LEVEL " + string(opts.IsoLevel)
+	}
+	if opts.AccessMode != "" {
+		set += " " + string(opts.AccessMode)
+	}
+	if _, err := tx.Exec(ctx, set); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, err
+	}
+	return tx, nil
 }
