@@ -2,10 +2,13 @@ package deploydb
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -68,17 +71,60 @@ func (k LockKey) check(op string) error {
 // InTx); elsewhere it returns ErrInvalidArgument, because a
 // transaction-scoped lock taken outside one would be released at once.
 //
-// The wait ends with ctx: when ctx's deadline passes first, the error wraps
-// context.DeadlineExceeded (errors.Is) and the transaction is aborted by
-// the cancelled statement, so the caller's InTx callback should return the
-// error.
+// The wait ends with ctx's deadline: the error then matches ErrTimeout (and
+// no other sentinel), and the transaction is aborted (the
+// server's lock_timeout ended the wait), so the InTx callback should return
+// the error. A ctx cancelled without a deadline cancels the statement.
 func (s *Service) LockTx(ctx context.Context, key LockKey) error {
 	const op = "lock advisory (transaction)"
 	if err := s.lockTxCheck(op, key); err != nil {
 		return err
 	}
-	if _, err := s.conn.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", key.id); err != nil {
+	return waitAdvisory(ctx, s.conn, op, key, "SELECT pg_advisory_xact_lock($1)")
+}
+
+// lockQuerier is what waitAdvisory runs on: a transaction's connection.
+type lockQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// waitAdvisory runs the blocking lock statement inside the current
+// transaction. When ctx has a deadline, the wait is bounded by the server's
+// lock_timeout, set for this statement only, rather than by cancelling the
+// statement, so the connection stays usable and the error is a plain
+// timeout: it matches ErrTimeout.
+func waitAdvisory(ctx context.Context, q lockQuerier, op string, key LockKey, stmt string) error {
+	deadline, bounded := ctx.Deadline()
+	prev := ""
+	if bounded {
+		// The server's timeout fires a little before ctx's, so that the
+		// statement ends on the server's terms with the connection intact.
+		left := time.Until(deadline)
+		ms := (left - min(left/4, 50*time.Millisecond)).Milliseconds()
+		if ms < 1 {
+			return &Error{Kind: ErrTimeout, Op: op + " " + key.name, Msg: "the context's deadline has passed"}
+		}
+		// OFFSET 0 keeps the old value's read before the new value's write.
+		err := q.QueryRow(ctx, `SELECT p.prev, set_config('lock_timeout', $1, true)
+			FROM (SELECT current_setting('lock_timeout') AS prev OFFSET 0) p`,
+			strconv.FormatInt(ms, 10)+"ms").Scan(&prev, new(string))
+		if err != nil {
+			return mapError(ctx, opWrite, op+" "+key.name, err)
+		}
+	}
+	if _, err := q.Exec(ctx, stmt, key.id); err != nil {
+		var pgErr *pgconn.PgError
+		if bounded && errors.As(err, &pgErr) && pgErr.Code == "55P03" {
+			return &Error{Kind: ErrTimeout, Op: op + " " + key.name, Msg: "the lock was not free before the context's deadline",
+				Err: err}
+		}
 		return mapError(ctx, opWrite, op+" "+key.name, err)
+	}
+	if bounded {
+		if _, err := q.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", prev); err != nil {
+			return mapError(ctx, opWrite, op+" "+key.name, err)
+		}
 	}
 	return nil
 }
@@ -145,8 +191,8 @@ func (l *SessionLock) Unlock(ctx context.Context) error {
 }
 
 // LockSession takes the session-scoped advisory lock key on a connection of
-// its own, waiting until the lock is free or ctx ends (the error then wraps
-// context.DeadlineExceeded or context.Canceled). The caller must Unlock it.
+// its own, waiting until the lock is free or ctx ends (past ctx's deadline
+// the error matches ErrTimeout). The caller must Unlock it.
 // It needs a Service with a pool (Open or New); on a Service bound to a
 // single connection or transaction it returns ErrInvalidArgument.
 func (s *Service) LockSession(ctx context.Context, key LockKey) (*SessionLock, error) {
@@ -155,7 +201,12 @@ func (s *Service) LockSession(ctx context.Context, key LockKey) (*SessionLock, e
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key.id); err != nil {
+	// The wait runs in a short transaction so that its lock_timeout stays
+	// local; a session-scoped lock outlives the transaction.
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		return waitAdvisory(ctx, tx, op, key, "SELECT pg_advisory_lock($1)")
+	})
+	if err != nil {
 		// A cancelled wait may leave the statement's outcome unknown:
 		// close the session rather than return it to the pool.
 		_ = conn.Hijack().Close(context.WithoutCancel(ctx))
@@ -211,8 +262,8 @@ type LockHolder struct {
 	Granted bool
 	// BackendStart is when the session connected.
 	BackendStart time.Time
-	// WaitStart is, for a waiter, when it started to wait; the zero time
-	// for the holder.
+	// WaitStart is, for a waiter, when it started to wait; zero for the
+	// holder.
 	WaitStart time.Time
 }
 

@@ -63,6 +63,12 @@ func TestLockTx(t *testing.T) {
 		})
 	}()
 	<-held
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
 	err := svc.InTx(ctx, func(tx *deploydb.Service) error {
 		ok, err := tx.TryLockTx(ctx, key)
 		if err != nil || ok {
@@ -72,13 +78,14 @@ func TestLockTx(t *testing.T) {
 		defer cancel()
 		return tx.LockTx(short, key)
 	})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("LockTx past its deadline: err = %v, want context.DeadlineExceeded", err)
+	if !errors.Is(err, deploydb.ErrTimeout) {
+		t.Fatalf("LockTx past its deadline: err = %v, want ErrTimeout", err)
 	}
 	holders, err := svc.LockHolders(ctx, key)
 	if err != nil || len(holders) != 1 || !holders[0].Granted {
 		t.Fatalf("LockHolders while held = %+v, %v; want one holder", holders, err)
 	}
+	released = true
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -120,8 +127,16 @@ func TestLockSession(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("TryLockSession on a free lock = %v, %v", ok, err)
 	}
+	t.Cleanup(func() { _ = l1.Unlock(context.Background()) }) // lets Close return if the test stops early
 	if _, ok, err := w2.TryLockSession(ctx, key); err != nil || ok {
 		t.Fatalf("TryLockSession while held = %v, %v; want false", ok, err)
+	}
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = w2.LockSession(short, key)
+	cancel()
+	if !errors.Is(err, deploydb.ErrTimeout) {
+		t.Fatalf("LockSession past its deadline: err = %v, want ErrTimeout", err)
 	}
 
 	got := make(chan *deploydb.SessionLock, 1)

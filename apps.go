@@ -55,13 +55,11 @@ func (s *Service) ListAppsPaged(ctx context.Context, page PageRequest) (Page[App
 	if err != nil {
 		return Page[App]{}, err
 	}
-	rows, err := s.q.ListAppsPaged(ctx, dbsqlc.ListAppsPagedParams{
-		CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
-	})
+	rows, err := listRows(ctx, s.conn, size+1, scanApp, appFromRow, dbsqlc.ListAppsPaged, pos.at, pos.id, int32(size+1))
 	if err != nil {
 		return Page[App]{}, mapError(ctx, opRead, op, err)
 	}
-	return finishPage(s.cursors, scope, rowsTo(rows, appFromRow), size, func(a App) position { return position{a.CreatedAt, int64(a.ID)} }), nil
+	return finishPage(s.cursors, scope, rows, size, func(a App) position { return position{a.CreatedAt, int64(a.ID)} }), nil
 }
 
 // DeleteApp deletes an app together with its builds and deployments. It

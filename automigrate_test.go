@@ -97,12 +97,14 @@ func TestOpenWithAutoMigrateLocked(t *testing.T) {
 	if n := pgtest.RevisionRows(t, url); n != 0 {
 		t.Fatalf("a locked-out Open migrated %d files", n)
 	}
-	// Without the option Open does not touch the schema.
-	svc, err = deploydb.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
+	// Without the option Open does not touch the schema: its check refuses
+	// the unmigrated database.
+	if _, err = deploydb.Open(ctx, url); !errors.Is(err, deploydb.ErrSchemaMismatch) {
+		t.Fatalf("Open without WithAutoMigrate on an empty database: %v, want ErrSchemaMismatch", err)
 	}
-	svc.Close()
+	if n := pgtest.RevisionRows(t, url); n != 0 {
+		t.Fatalf("Open without WithAutoMigrate migrated %d files", n)
+	}
 }
 
 // A service that migrates at startup: replicas starting together take

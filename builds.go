@@ -145,13 +145,11 @@ func (s *Service) ListAppBuildsPaged(ctx context.Context, filter BuildFilter, pa
 	if err != nil {
 		return Page[Build]{}, err
 	}
-	rows, err := s.q.ListAppBuildsPaged(ctx, dbsqlc.ListAppBuildsPagedParams{
-		AppID: int64(appID), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: int32(size + 1),
-	})
+	rows, err := listRows(ctx, s.conn, size+1, scanBuild, buildFromRow, dbsqlc.ListAppBuildsPaged, int64(appID), pos.at, pos.id, int32(size+1))
 	if err != nil {
 		return Page[Build]{}, mapError(ctx, opRead, op, err)
 	}
-	return finishPage(s.cursors, scope, rowsTo(rows, buildFromRow), size, func(b Build) position { return position{b.CreatedAt, int64(b.ID)} }), nil
+	return finishPage(s.cursors, scope, rows, size, func(b Build) position { return position{b.CreatedAt, int64(b.ID)} }), nil
 }
 
 // UpdateBuildStatus moves a build to status to. The lifecycle is

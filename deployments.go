@@ -127,11 +127,11 @@ func (s *Service) ListSuccessfulDeployments(ctx context.Context, appID AppID, li
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListSuccessfulDeployments(ctx, dbsqlc.ListSuccessfulDeploymentsParams{AppID: int64(appID), MaxRows: n})
+	rows, err := listRows(ctx, s.conn, int(n), scanDeployment, deploymentFromRow, dbsqlc.ListSuccessfulDeployments, int64(appID), n)
 	if err != nil {
 		return nil, mapError(ctx, opRead, op, err)
 	}
-	return rowsTo(rows, deploymentFromRow), nil
+	return rows, nil
 }
 
 // UpdateDeploymentStatus moves a deployment to status to. The lifecycle is

@@ -17,7 +17,10 @@
 //
 // Open builds a pgx pool (10 connections, 30 s connect timeout, 10 min idle
 // time by default; see the With… options). New wraps a pool you already have.
-// Apply the schema first with db.Migrate (or `deploydb migrate up`).
+// Apply the schema first with db.Migrate (or `deploydb migrate up`, or
+// WithAutoMigrate): Open refuses a database whose applied migrations are
+// behind the binary's or include versions it does not know (see
+// SchemaCheck and WithSchemaCheck for rolling upgrades).
 //
 // # Lifecycles
 //
@@ -69,7 +72,7 @@
 //	ErrTimeout            lock_timeout or statement_timeout
 //	ErrUnavailable        server unreachable, connection lost or server shutting down
 //	ErrTxAborted          the transaction failed earlier, or has ended
-//	ErrSchemaMismatch     the database's migrations are not the binary's (*SchemaError)
+//	ErrSchemaMismatch     Open refused the database's migrations (*SchemaError), or WithAutoMigrate failed
 //	ErrInternal           any other database error, e.g. in the caller's own SQL
 //
 // SQL of the caller's own run through Conn is mapped the same way. Errors

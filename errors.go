@@ -68,10 +68,12 @@ var (
 	// already ended (a Service from InTx used after the callback returned).
 	// Nothing of it was committed.
 	ErrTxAborted = errors.New("transaction aborted")
-	// ErrSchemaMismatch reports a database whose schema is not the one this
-	// binary was built for: Open found applied migrations behind the
-	// embedded set, or versions it does not know (a *SchemaError names
-	// them), or a WithAutoMigrate migration failed.
+	// ErrSchemaMismatch reports that Open (or CheckSchema) refused a
+	// database whose applied migrations do not match the ones this binary
+	// embeds: never migrated, behind, or carrying versions the binary does
+	// not know (the error is then a *SchemaError naming the versions); a
+	// role that may not read the revisions table, so that the schema cannot
+	// be checked; or a WithAutoMigrate migration that failed.
 	ErrSchemaMismatch = errors.New("schema mismatch")
 	// ErrInternal reports a database failure no other sentinel describes:
 	// typically a syntax error or a missing privilege in the caller's own

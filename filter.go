@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"sort"
 	"time"
-
-	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
 
 // DeploymentOrder is the column ListDeployments sorts by.
@@ -233,11 +231,11 @@ func (s *Service) ListDeployments(ctx context.Context, filter DeploymentFilter, 
 			pos.at = l.start
 		}
 	}
-	raw, err := s.listDeployments(ctx, filter.AppID, l, pos, int32(size+1))
+	sql, args := deploymentListQuery(filter.AppID, l, pos, int32(size+1))
+	rows, err := listRows(ctx, s.conn, size+1, scanDeployment, deploymentFromRow, sql, args...)
 	if err != nil {
 		return Page[Deployment]{}, mapError(ctx, opRead, op, err)
 	}
-	rows := rowsTo(raw, deploymentFromRow)
 	key := func(d Deployment) position { return position{d.CreatedAt, int64(d.ID)} }
 	switch l.f.OrderBy {
 	case OrderByUpdatedAt:
@@ -247,46 +245,6 @@ func (s *Service) ListDeployments(ctx context.Context, filter DeploymentFilter, 
 		key = func(d Deployment) position { return position{d.FinishedAt, int64(d.ID)} }
 	}
 	return finishPage(s.cursors, l.scope, rows, size, key), nil
-}
-
-// listDeployments runs the query that serves l.
-func (s *Service) listDeployments(ctx context.Context, appID AppID, l deploymentList, pos position, n int32) ([]dbsqlc.Deployment, error) {
-	f, q := l.f, s.q
-	switch f.OrderBy {
-	case OrderByUpdatedAt:
-		if l.asc {
-			return q.ListUpdatedDeploymentsPagedAsc(ctx, dbsqlc.ListUpdatedDeploymentsPagedAscParams{
-				AppID: int64(appID), UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
-		}
-		return q.ListUpdatedDeploymentsPaged(ctx, dbsqlc.ListUpdatedDeploymentsPagedParams{
-			AppID: int64(appID), UpdatedAfter: l.start, UpdatedBefore: l.end, CursorUpdatedAt: pos.at, CursorID: pos.id, PageSize: n})
-	case OrderByFinishedAt:
-		if l.asc {
-			return q.ListFinishedDeploymentsPagedAsc(ctx, dbsqlc.ListFinishedDeploymentsPagedAscParams{
-				AppID: int64(appID), Status: string(f.Status), FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
-		}
-		return q.ListFinishedDeploymentsPaged(ctx, dbsqlc.ListFinishedDeploymentsPagedParams{
-			AppID: int64(appID), Status: string(f.Status), FinishedAfter: l.start, FinishedBefore: l.end, CursorFinishedAt: pos.at, CursorID: pos.id, PageSize: n})
-	}
-	switch {
-	case f.Environment != "" && l.asc:
-		return q.ListEnvironmentDeploymentsPagedAsc(ctx, dbsqlc.ListEnvironmentDeploymentsPagedAscParams{
-			AppID: int64(appID), Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
-	case f.Environment != "":
-		return q.ListEnvironmentDeploymentsPaged(ctx, dbsqlc.ListEnvironmentDeploymentsPagedParams{
-			AppID: int64(appID), Environment: f.Environment, CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
-	case f.Status != "" && l.asc:
-		return q.ListStatusDeploymentsPagedAsc(ctx, dbsqlc.ListStatusDeploymentsPagedAscParams{
-			AppID: int64(appID), Status: string(f.Status), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
-	case f.Status != "":
-		return q.ListStatusDeploymentsPaged(ctx, dbsqlc.ListStatusDeploymentsPagedParams{
-			AppID: int64(appID), Status: string(f.Status), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
-	case l.asc:
-		return q.ListAppDeploymentsPagedAsc(ctx, dbsqlc.ListAppDeploymentsPagedAscParams{
-			AppID: int64(appID), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
-	}
-	return q.ListAppDeploymentsPaged(ctx, dbsqlc.ListAppDeploymentsPagedParams{
-		AppID: int64(appID), CursorCreatedAt: pos.at, CursorID: pos.id, PageSize: n})
 }
 
 // Names of the query parameters ParseDeploymentFilter reads.

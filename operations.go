@@ -146,11 +146,11 @@ func (s *Service) GetOperationByDeploymentAndTarget(ctx context.Context, deploym
 // ListDeploymentOperations returns a deployment's operations ordered by
 // target (empty for a deployment without operations).
 func (s *Service) ListDeploymentOperations(ctx context.Context, deploymentID DeploymentID) ([]Operation, error) {
-	ops, err := s.q.ListDeploymentOperations(ctx, int64(deploymentID))
+	ops, err := listRows(ctx, s.conn, 0, scanOperation, operationFromRow, dbsqlc.ListDeploymentOperations, int64(deploymentID))
 	if err != nil {
 		return nil, mapError(ctx, opRead, "list deployment operations", err)
 	}
-	return rowsTo(ops, operationFromRow), nil
+	return ops, nil
 }
 
 // ListActiveOperationsByTarget returns the operations under way on a target
@@ -165,11 +165,11 @@ func (s *Service) ListActiveOperationsByTarget(ctx context.Context, target strin
 	if err != nil {
 		return nil, err
 	}
-	ops, err := s.q.ListActiveOperationsByTarget(ctx, dbsqlc.ListActiveOperationsByTargetParams{Target: target, MaxRows: n})
+	ops, err := listRows(ctx, s.conn, int(n), scanOperation, operationFromRow, dbsqlc.ListActiveOperationsByTarget, target, n)
 	if err != nil {
 		return nil, mapError(ctx, opRead, op, err)
 	}
-	return rowsTo(ops, operationFromRow), nil
+	return ops, nil
 }
 
 // TransitionOperation moves an operation to state to and, in the same

@@ -77,6 +77,7 @@ type options struct {
 	configure       func(*pgxpool.Config)
 	cursorSecret    []byte
 	autoMigrate     MigrateFunc // WithAutoMigrate, in automigrate.go
+	schemaCheck     SchemaCheck // WithSchemaCheck, in schemacheck.go
 	err             error       // the first invalid option value
 }
 
@@ -155,10 +156,18 @@ func buildOptions(opts []Option) options {
 // cannot be parsed, a rejected login or an unknown database, and an invalid
 // option value are ErrInvalidArgument; a server that cannot be reached is
 // ErrUnavailable; a failed WithAutoMigrate is ErrSchemaMismatch.
+//
+// Before it returns, Open checks the schema (WithSchemaCheck, after
+// WithAutoMigrate's migration): a database that lacks a migration this
+// binary embeds, or records one it does not know, is refused with a
+// *SchemaError (ErrSchemaMismatch) and the pool is closed.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, error) {
 	o := buildOptions(opts)
 	if o.err != nil {
 		return nil, o.err
+	}
+	if err := o.schemaCheck.validate("open"); err != nil {
+		return nil, err
 	}
 	cfg, err := pgconf.PoolConfig(databaseURL)
 	if err != nil {
@@ -183,6 +192,10 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, er
 	if err != nil {
 		return nil, mapError(ctx, opRead, "open", err)
 	}
+	if err := checkOpenSchema(ctx, pool, o.schemaCheck, cfg.ConnConfig.ConnectTimeout); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	s := New(pool, opts...)
 	s.ownPool = true
 	return s, nil
@@ -203,7 +216,8 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*Service, er
 //     transaction on it.
 //
 // Only WithCursorSecret applies to New; the options of Open are ignored.
-// WithTx makes such a Service from an existing one.
+// WithTx makes such a Service from an existing one. New does not check
+// the schema; call CheckSchema first for Open's check.
 func New(db DB, opts ...Option) *Service {
 	o := buildOptions(opts)
 	return newService(db, cursorCodec{secret: o.cursorSecret}, new(counters))

@@ -1,26 +1,19 @@
 package db
 
 import (
-	"embed"
 	"fmt"
 	"io/fs"
 	"sort"
 
 	"ariga.io/atlas/sql/migrate"
+
+	"github.com/deploydb/deploydb/db/migrations"
 )
 
-//go:embed migrations/*.sql migrations/atlas.sum
-var migrationFiles embed.FS
-
-// Dir returns the embedded migration directory as an Atlas migrate.Dir. It is
-// read-only: WriteFile returns an error.
+// Dir returns the embedded migration directory (package migrations) as an
+// Atlas migrate.Dir. It is read-only: WriteFile returns an error.
 func Dir() migrate.Dir {
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		// The pattern above guarantees the directory exists at build time.
-		panic(err)
-	}
-	return embedDir{FS: sub}
+	return embedDir{FS: migrations.FS}
 }
 
 // Checksum returns the total hash of the embedded migration directory as

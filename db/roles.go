@@ -18,7 +18,9 @@ import (
 //   - Owner owns deploydb's tables and runs the migrations (DDL).
 //   - App is what the service connects as: SELECT, INSERT, UPDATE and DELETE
 //     on deploydb's tables and nothing else. It cannot create, alter, drop or
-//     truncate tables, grant privileges, or touch the revisions table.
+//     truncate tables, grant privileges, or change the revisions table; of
+//     that table it may read only the version, type, applied and total
+//     columns, which deploydb.Open's schema check reads.
 //
 // Passwords are optional: empty leaves a role's password as it is (a new
 // role then has none and can only log in where the server trusts it).
@@ -100,9 +102,12 @@ END $$`, roleLiteral(role.name), roleIdent(role.name)))
 		fmt.Sprintf("GRANT USAGE, CREATE ON SCHEMA %s TO %s", sch, owner),
 		fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s", sch, app),
 		// The revisions table exists before the default privileges below,
-		// so the app role never gets rights on it.
+		// so the app role gets no table-wide rights on it.
 		createRevisionsTable,
 		fmt.Sprintf("ALTER TABLE %s.atlas_schema_revisions OWNER TO %s", sch, owner),
+		// What deploydb.Open's schema check reads, and nothing else: not
+		// the errors, statements or hashes the migrator records.
+		fmt.Sprintf("GRANT SELECT (version, type, applied, total) ON %s.atlas_schema_revisions TO %s", sch, app),
 	)
 	for _, t := range Tables() {
 		out = append(out, fmt.Sprintf(`DO $$ BEGIN

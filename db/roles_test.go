@@ -133,9 +133,20 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	if err := svc.DeleteApp(ctx, a.ID); err != nil {
 		t.Fatalf("DeleteApp as the app role: %v", err)
 	}
-	// Status reads the revisions table: the app role may not.
+	// Status reads every column of the revisions table: the app role may
+	// read only the four that Open's schema check needs.
 	if _, err := db.Status(ctx, appURL); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("db.Status as the app role: %v, want permission denied", err)
+	}
+	for _, col := range []string{"error", "error_stmt", "hash", "description"} {
+		var pgErr *pgconn.PgError
+		_, err := app.Exec(ctx, "SELECT "+col+" FROM atlas_schema_revisions")
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Errorf("app role read atlas_schema_revisions.%s: %v (want SQLSTATE 42501)", col, err)
+		}
+	}
+	if err := deploydb.CheckSchema(ctx, svc.Pool(), deploydb.SchemaExact); err != nil {
+		t.Errorf("schema check as the app role: %v", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"ariga.io/atlas/sql/migrate"
+
+	"github.com/deploydb/deploydb/db/migrations"
 )
 
 // FileState is the state of one migration file in a database.
@@ -192,56 +194,67 @@ func buildsIndex(stmts []string, name string) bool {
 }
 
 // fileStates matches the directory's files with the recorded revisions.
+// Which files count as applied, and which revisions are unknown, is
+// migrations.Compare's rule, the one deploydb.Open's schema check uses.
 func (s *session) fileStates(revs []*migrate.Revision) []FileStatus {
+	versions := make([]string, len(s.files))
+	for i, f := range s.files {
+		versions[i] = f.Version()
+	}
+	cmp := migrations.Compare(versions, compareRevisions(revs))
+	applied := make(map[string]bool, len(cmp.Applied))
+	for _, v := range cmp.Applied {
+		applied[v] = true
+	}
 	byVersion := make(map[string]*migrate.Revision, len(revs))
-	baseline := ""
 	for _, r := range revs {
 		byVersion[r.Version] = r
-		if r.Type.Has(migrate.RevisionTypeBaseline) && r.Version > baseline {
-			baseline = r.Version
-		}
 	}
-	out := make([]FileStatus, 0, len(s.files))
-	known := map[string]bool{}
+	out := make([]FileStatus, 0, len(s.files)+len(cmp.Unknown))
 	modified := s.firstModified(revs)
 	for _, f := range s.files {
-		known[f.Version()] = true
 		fs := FileStatus{Version: f.Version(), Description: f.Desc(), State: StatePending}
 		if stmts, err := statements(f); err == nil {
 			fs.Total = len(stmts)
 		}
 		r, ok := byVersion[f.Version()]
-		switch {
-		case ok:
+		if ok {
 			fs.Applied, fs.Total = r.Applied, r.Total
 			fs.ExecutedAt, fs.Duration, fs.Operator = r.ExecutedAt, r.ExecutionTime, r.OperatorVersion
 			fs.Error, fs.ErrorStatement = r.Error, r.ErrorStmt
-			switch {
-			case r.Type.Has(migrate.RevisionTypeBaseline):
-				fs.State = StateBaseline
-			case r.Applied < r.Total && r.Applied == 0 && r.Error != "":
-				fs.State = StateFailed
-			case r.Applied < r.Total:
-				fs.State = StatePartial
-			default:
-				fs.State = StateApplied
-				if f.Name() == modified {
-					fs.State = StateModified
-				}
-			}
-		case baseline != "" && f.Version() < baseline:
+		}
+		switch {
+		case !applied[f.Version()] && ok && r.Applied == 0 && r.Error != "":
+			fs.State = StateFailed
+		case !applied[f.Version()] && ok:
+			fs.State = StatePartial
+		case !applied[f.Version()]:
+			// StatePending
+		case !ok || r.Type.Has(migrate.RevisionTypeBaseline):
 			fs.State = StateBaseline
+		case f.Name() == modified:
+			fs.State = StateModified
+		default:
+			fs.State = StateApplied
 		}
 		out = append(out, fs)
 	}
-	for _, r := range revs {
-		if !known[r.Version] {
-			out = append(out, FileStatus{
-				Version: r.Version, Description: r.Description, State: StateUnknown,
-				Applied: r.Applied, Total: r.Total, ExecutedAt: r.ExecutedAt, Duration: r.ExecutionTime,
-				Operator: r.OperatorVersion, Error: r.Error, ErrorStatement: r.ErrorStmt,
-			})
-		}
+	for _, v := range cmp.Unknown {
+		r := byVersion[v]
+		out = append(out, FileStatus{
+			Version: r.Version, Description: r.Description, State: StateUnknown,
+			Applied: r.Applied, Total: r.Total, ExecutedAt: r.ExecutedAt, Duration: r.ExecutionTime,
+			Operator: r.OperatorVersion, Error: r.Error, ErrorStatement: r.ErrorStmt,
+		})
+	}
+	return out
+}
+
+// compareRevisions converts revisions for migrations.Compare.
+func compareRevisions(revs []*migrate.Revision) []migrations.Revision {
+	out := make([]migrations.Revision, len(revs))
+	for i, r := range revs {
+		out[i] = migrations.Revision{Version: r.Version, Type: int64(r.Type), Applied: int64(r.Applied), Total: int64(r.Total)}
 	}
 	return out
 }
