@@ -49,17 +49,18 @@ FROM generate_series(1, 3) i`, fx.t0)
 	}
 	// Builds: i%4 is pending, in_progress, succeeded, failed; even rows
 	// have no source version.
-	exec(`INSERT INTO builds (app_id, source_version, status, created_at, updated_at, started_at, finished_at)
+	exec(`INSERT INTO builds (app_id, source_version, status, created_at, updated_at, started_at, finished_at, idempotency_key)
 SELECT $1, CASE WHEN i % 2 = 1 THEN 'v' || i END, (ARRAY['pending', 'in_progress', 'succeeded', 'failed'])[i % 4 + 1],
        c, c + interval '1 hour', CASE WHEN i % 4 <> 0 THEN c + interval '1 minute' END,
-       CASE WHEN i % 4 >= 2 THEN c + (i + 2) * interval '1 minute' END
+       CASE WHEN i % 4 >= 2 THEN c + (i + 2) * interval '1 minute' END, CASE WHEN i % 3 = 1 THEN 'key-' || i END
 FROM generate_series(0, 7) i, LATERAL (SELECT $2::timestamptz + i * interval '1 minute' AS c) x`, fx.app, fx.t0)
 	// Deployments (see the comments of TestListDeploymentsRoundTrip for
 	// which rows each filter selects).
-	exec(`INSERT INTO deployments (app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at)
+	exec(`INSERT INTO deployments (app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key)
 SELECT $1, (SELECT min(id) FROM builds WHERE app_id = $1), CASE WHEN i % 3 = 0 THEN 'staging' ELSE 'production' END, s,
        c, c + (12 - i) * interval '1 hour', st,
-       CASE WHEN s IN ('deployed', 'failed', 'canceled') THEN COALESCE(st, c) + ((i * 7) % 12 + 1) * interval '1 minute' END
+       CASE WHEN s IN ('deployed', 'failed', 'canceled') THEN COALESCE(st, c) + ((i * 7) % 12 + 1) * interval '1 minute' END,
+       CASE WHEN i % 2 = 0 THEN 'key-' || i END
 FROM generate_series(0, 11) i,
      LATERAL (SELECT $2::timestamptz + i * interval '1 minute' AS c,
                      CASE WHEN i = 1 THEN 'in_progress' WHEN i % 4 = 0 THEN 'pending' WHEN i % 4 = 2 THEN 'failed'
@@ -111,18 +112,18 @@ func (fx *roundTripFixture) read(t *testing.T, pool *pgxpool.Pool) {
 		t.Fatal(rows.Err())
 	}
 	fx.builds = map[deploydb.BuildID]deploydb.Build{}
-	rows, err = pool.Query(ctx, `SELECT finished_at, started_at, updated_at, created_at, status, source_version, app_id, id FROM builds`)
+	rows, err = pool.Query(ctx, `SELECT idempotency_key, finished_at, started_at, updated_at, created_at, status, source_version, app_id, id FROM builds`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var b deploydb.Build
 		var fin, st pgtype.Timestamptz
-		var sv pgtype.Text
-		if err := rows.Scan(&fin, &st, &b.UpdatedAt, &b.CreatedAt, &b.Status, &sv, &b.AppID, &b.ID); err != nil {
+		var sv, key pgtype.Text
+		if err := rows.Scan(&key, &fin, &st, &b.UpdatedAt, &b.CreatedAt, &b.Status, &sv, &b.AppID, &b.ID); err != nil {
 			t.Fatal(err)
 		}
-		b.FinishedAt, b.StartedAt, b.SourceVersion = tm(fin), tm(st), sv.String
+		b.FinishedAt, b.StartedAt, b.SourceVersion, b.IdempotencyKey = tm(fin), tm(st), sv.String, key.String
 		fx.builds[b.ID] = b
 	}
 	if rows.Err() != nil {
@@ -130,17 +131,18 @@ func (fx *roundTripFixture) read(t *testing.T, pool *pgxpool.Pool) {
 	}
 	fx.deployments = map[deploydb.DeploymentID]deploydb.Deployment{}
 	fx.depIDs = nil
-	rows, err = pool.Query(ctx, `SELECT finished_at, started_at, updated_at, created_at, status, environment, build_id, app_id, id FROM deployments ORDER BY id`)
+	rows, err = pool.Query(ctx, `SELECT idempotency_key, finished_at, started_at, updated_at, created_at, status, environment, build_id, app_id, id FROM deployments ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var d deploydb.Deployment
 		var fin, st pgtype.Timestamptz
-		if err := rows.Scan(&fin, &st, &d.UpdatedAt, &d.CreatedAt, &d.Status, &d.Environment, &d.BuildID, &d.AppID, &d.ID); err != nil {
+		var key pgtype.Text
+		if err := rows.Scan(&key, &fin, &st, &d.UpdatedAt, &d.CreatedAt, &d.Status, &d.Environment, &d.BuildID, &d.AppID, &d.ID); err != nil {
 			t.Fatal(err)
 		}
-		d.FinishedAt, d.StartedAt = tm(fin), tm(st)
+		d.FinishedAt, d.StartedAt, d.IdempotencyKey = tm(fin), tm(st), key.String
 		fx.deployments[d.ID] = d
 		fx.depIDs = append(fx.depIDs, d.ID)
 	}
@@ -266,12 +268,14 @@ func TestFixtureHasNullsAndValues(t *testing.T) {
 			t.Errorf("%s: set in %d of %d rows; the round-trip tests need both", name, set, total)
 		}
 	}
-	var sv, bst, bfin, dst, dfin, le, by, cl, ost, ofin int
+	var sv, bst, bfin, bkey, dst, dfin, dkey, le, by, cl, ost, ofin int
 	for _, b := range fx.builds {
 		sv, bst, bfin = sv+b2i(b.SourceVersion != ""), bst+b2i(!b.StartedAt.IsZero()), bfin+b2i(!b.FinishedAt.IsZero())
+		bkey += b2i(b.IdempotencyKey != "")
 	}
 	for _, d := range fx.deployments {
 		dst, dfin = dst+b2i(!d.StartedAt.IsZero()), dfin+b2i(!d.FinishedAt.IsZero())
+		dkey += b2i(d.IdempotencyKey != "")
 	}
 	for _, o := range fx.operations {
 		le, by, cl = le+b2i(o.LastError != ""), by+b2i(o.ClaimedBy != ""), cl+b2i(!o.ClaimedAt.IsZero())
@@ -280,6 +284,8 @@ func TestFixtureHasNullsAndValues(t *testing.T) {
 	count("builds.source_version", sv, len(fx.builds))
 	count("builds.started_at", bst, len(fx.builds))
 	count("builds.finished_at", bfin, len(fx.builds))
+	count("builds.idempotency_key", bkey, len(fx.builds))
+	count("deployments.idempotency_key", dkey, len(fx.deployments))
 	count("deployments.started_at", dst, len(fx.deployments))
 	count("deployments.finished_at", dfin, len(fx.deployments))
 	count("deployment_operations.last_error", le, len(fx.operations))

@@ -50,11 +50,11 @@ func scanApp(rows pgx.Rows, a *dbsqlc.App) error {
 }
 
 func scanBuild(rows pgx.Rows, b *dbsqlc.Build) error {
-	return rows.Scan(&b.ID, &b.AppID, &b.SourceVersion, &b.Status, &b.CreatedAt, &b.UpdatedAt, &b.StartedAt, &b.FinishedAt)
+	return rows.Scan(&b.ID, &b.AppID, &b.SourceVersion, &b.Status, &b.CreatedAt, &b.UpdatedAt, &b.StartedAt, &b.FinishedAt, &b.IdempotencyKey)
 }
 
 func scanDeployment(rows pgx.Rows, d *dbsqlc.Deployment) error {
-	return rows.Scan(&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &d.StartedAt, &d.FinishedAt)
+	return rows.Scan(&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &d.StartedAt, &d.FinishedAt, &d.IdempotencyKey)
 }
 
 func scanOperation(rows pgx.Rows, o *dbsqlc.DeploymentOperation) error {
