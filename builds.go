@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
@@ -76,7 +77,7 @@ func (s *Service) CreateBuild(ctx context.Context, p CreateBuildParams) (b Build
 func (s *Service) CreateBuilds(ctx context.Context, p CreateBuildsParams) (int64, error) {
 	const op = "create builds"
 	now := time.Now()
-	params := make([]dbsqlc.CreateBuildsParams, len(p.Rows)) // defaults are filled in here, not in the caller's rows
+	src := &buildCopy{rows: make([]copyBuild, len(p.Rows))} // defaults are filled in here, not in the caller's rows
 	for i, r := range p.Rows {
 		if r.Status == "" {
 			r.Status = BuildPending
@@ -87,14 +88,18 @@ func (s *Service) CreateBuilds(ctx context.Context, p CreateBuildsParams) (int64
 		if err := checkSourceVersion(op, r.SourceVersion); err != nil {
 			return 0, fmt.Errorf("row %d: %w", i, err)
 		}
-		for _, t := range []struct {
-			what string
-			t    *time.Time
-		}{{"CreatedAt", &r.CreatedAt}, {"UpdatedAt", &r.UpdatedAt}, {"StartedAt", &r.StartedAt}, {"FinishedAt", &r.FinishedAt}} {
-			var err error
-			if *t.t, err = storedTime(op, fmt.Sprintf("row %d: %s", i, t.what), *t.t); err != nil {
-				return 0, err
-			}
+		var err error
+		if r.CreatedAt, err = storedTime(op, i, "CreatedAt", r.CreatedAt); err != nil {
+			return 0, err
+		}
+		if r.UpdatedAt, err = storedTime(op, i, "UpdatedAt", r.UpdatedAt); err != nil {
+			return 0, err
+		}
+		if r.StartedAt, err = storedTime(op, i, "StartedAt", r.StartedAt); err != nil {
+			return 0, err
+		}
+		if r.FinishedAt, err = storedTime(op, i, "FinishedAt", r.FinishedAt); err != nil {
+			return 0, err
 		}
 		if r.CreatedAt.IsZero() {
 			r.CreatedAt = now
@@ -102,14 +107,65 @@ func (s *Service) CreateBuilds(ctx context.Context, p CreateBuildsParams) (int64
 		if r.UpdatedAt.IsZero() {
 			r.UpdatedAt = r.CreatedAt
 		}
-		params[i] = dbsqlc.CreateBuildsParams{
-			AppID: int64(r.AppID), SourceVersion: nullText(r.SourceVersion), Status: string(r.Status),
-			CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: nullTime(r.StartedAt), FinishedAt: nullTime(r.FinishedAt),
+		src.rows[i] = copyBuild{
+			appID: copyInt8(r.AppID), sourceVersion: copyText(nullText(r.SourceVersion)), status: copyText(nullText(string(r.Status))),
+			createdAt: copyTime(nullTime(r.CreatedAt)), updatedAt: copyTime(nullTime(r.UpdatedAt)),
+			startedAt: copyTime(nullTime(r.StartedAt)), finishedAt: copyTime(nullTime(r.FinishedAt)),
 		}
 	}
-	n, err := s.q.CreateBuilds(ctx, params)
+	n, err := s.conn.CopyFrom(ctx, pgx.Identifier{"builds"}, buildCopyColumns, src)
 	return n, mapError(ctx, opWrite, op, err)
 }
+
+// buildCopyColumns are the columns CreateBuilds fills, in the order of
+// copyBuild's values: those of queries/builds.sql's CreateBuilds.
+var buildCopyColumns = []string{"app_id", "source_version", "status", "created_at", "updated_at", "started_at", "finished_at"}
+
+// copyBuild is one validated row of CreateBuilds. Its values reach COPY as
+// pointers to its fields, whose types hand pgx their value through the
+// pgtype valuer interfaces, so feeding a row allocates nothing: the
+// generated CopyFrom boxes seven values per row instead.
+type copyBuild struct {
+	appID                 copyInt8
+	sourceVersion, status copyText
+	createdAt, updatedAt  copyTime
+	startedAt, finishedAt copyTime
+}
+
+type (
+	copyInt8 int64
+	copyText pgtype.Text
+	copyTime pgtype.Timestamptz
+)
+
+func (v *copyInt8) Int64Value() (pgtype.Int8, error) {
+	return pgtype.Int8{Int64: int64(*v), Valid: true}, nil
+}
+func (v *copyText) TextValue() (pgtype.Text, error) { return pgtype.Text(*v), nil }
+func (v *copyTime) TimestamptzValue() (pgtype.Timestamptz, error) {
+	return pgtype.Timestamptz(*v), nil
+}
+
+// buildCopy is CreateBuilds' pgx.CopyFromSource: one values slice, reused
+// for every row.
+type buildCopy struct {
+	rows []copyBuild
+	next int
+	vals [7]any
+}
+
+func (c *buildCopy) Next() bool {
+	c.next++
+	return c.next <= len(c.rows)
+}
+
+func (c *buildCopy) Values() ([]any, error) {
+	r := &c.rows[c.next-1]
+	c.vals = [7]any{&r.appID, &r.sourceVersion, &r.status, &r.createdAt, &r.updatedAt, &r.startedAt, &r.finishedAt}
+	return c.vals[:], nil
+}
+
+func (c *buildCopy) Err() error { return nil }
 
 // GetBuild returns the build with the given id, or ErrNotFound.
 func (s *Service) GetBuild(ctx context.Context, id BuildID) (Build, error) {

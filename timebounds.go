@@ -38,16 +38,16 @@ func ceilMicro(t time.Time) time.Time {
 	return t
 }
 
-// storedTime truncates a caller's timestamp to the microsecond and checks
-// that it lies in the stored range. The zero time is "not set" and
+// storedTime truncates a caller's timestamp (field what of row row) to the
+// microsecond and checks that it lies in the stored range. The zero time is "not set" and
 // returned as it is.
-func storedTime(op, what string, t time.Time) (time.Time, error) {
+func storedTime(op string, row int, what string, t time.Time) (time.Time, error) {
 	if t.IsZero() {
 		return t, nil
 	}
 	u := t.Truncate(time.Microsecond)
 	if !u.After(timeFloor) || !u.Before(timeCeil) {
-		return time.Time{}, invalidArg(op, "%s %s is outside the stored range (after %s, before %s)", what,
+		return time.Time{}, invalidArg(op, "row %d: %s %s is outside the stored range (after %s, before %s)", row, what,
 			t.UTC().Format(time.RFC3339Nano), timeFloor.Format(time.RFC3339), timeCeil.Format(time.RFC3339))
 	}
 	return u, nil
