@@ -16,11 +16,31 @@
 //	defer svc.Close()
 //
 // Open builds a pgx pool (10 connections, 30 s connect timeout, 10 min idle
-// time by default; see the With… options). New wraps a pool you already have.
+// time by default; see the With… options). New runs on a DB you already
+// have: a *pgxpool.Pool, a *pgx.Conn, or a pgx.Tx of your own, in which case
+// every call joins that transaction and InTx is a savepoint of it;
+// Service.WithTx does the same for an existing Service, and package txhttp
+// carries one transaction per HTTP request.
 // Apply the schema first with db.Migrate (or `deploydb migrate up`, or
 // WithAutoMigrate): Open refuses a database whose applied migrations are
 // behind the binary's or include versions it does not know (see
 // SchemaCheck and WithSchemaCheck for rolling upgrades).
+//
+// # Calls
+//
+// Row types (App, Build, Deployment, Operation) are plain structs; a NULL
+// column is the zero value ("" or the zero time.Time). Ids are distinct
+// types (AppID, BuildID, DeploymentID, OperationID). Creates and filters
+// take a params struct; creates return (row, created, err) and transitions
+// (row, changed, err). CreateBuild, CreateDeployment and
+// CreateDeploymentWithTargets accept an IdempotencyKey: a repeat with the
+// same key and arguments returns the first row with created false, other
+// arguments are ErrConflict, so a create whose reply was lost can be
+// repeated. The empty environment means "not given": calls that need an
+// environment refuse it, and DeploymentFilter lists every environment for
+// it (AnyEnvironment). Filter bounds are rounded up to the microsecond
+// (After inclusive, Before exclusive); stored timestamps must lie after
+// 0001-01-01T00:00:00Z and before 9999-12-31T23:59:59Z.
 //
 // # Lifecycles
 //
@@ -34,7 +54,8 @@
 //
 // started_at is set when a row enters in_progress and never changes after;
 // finished_at when it reaches a terminal status. Asking for the status a row
-// already has returns the row unchanged, so retries are safe. At most one
+// already has returns the row unchanged with changed false, so retries are
+// safe. At most one
 // deployment per app and environment is in_progress at a time.
 //
 // # Rollouts
@@ -81,8 +102,8 @@
 // # Paging
 //
 // List methods ending in Paged, and ListDeployments, return a Page with at
-// most PageRequest.Size rows (default 20, max 100) and an opaque NextCursor
-// ("" on the last page). Cursors are keyset positions (sort value and id),
+// most PageRequest.Size rows (default 20, max 100; never a nil Items) and an
+// opaque NextCursor ("" on the last page). Cursors are keyset positions (sort value and id),
 // signed and bound to the list, app and filter that produced them: a tampered
 // or foreign cursor is refused with ErrInvalidArgument. Walking all pages in
 // created_at order returns every row that existed when the walk began exactly
