@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/deploydb/deploydb/internal/pgconf"
 )
 
 // ErrConnectTimeout is wrapped by the error of a call whose server did not
@@ -27,21 +28,16 @@ func WithConnectTimeout(d time.Duration) MigrateOption {
 	return func(c *migrateConfig) { c.connectTimeout = d }
 }
 
-// connectTimeoutParam matches a connect_timeout setting in a URL or in a
-// keyword/value connection string.
-var connectTimeoutParam = regexp.MustCompile(`(^|[?&\s])connect_timeout\s*=`)
-
 // setConnectTimeout applies the connect timeout to a configuration parsed
 // from databaseURL: override when it is positive, else the URL's own
 // setting, else DefaultConnectTimeout. An explicit connect_timeout=0 in the
 // URL keeps pgx's meaning, no timeout.
 func setConnectTimeout(cfg *pgconn.Config, databaseURL string, override time.Duration) {
-	switch {
-	case override > 0:
+	if override > 0 {
 		cfg.ConnectTimeout = override
-	case cfg.ConnectTimeout == 0 && !connectTimeoutParam.MatchString(databaseURL):
-		cfg.ConnectTimeout = DefaultConnectTimeout
+		return
 	}
+	pgconf.DefaultConnect(cfg, databaseURL)
 }
 
 // connectError wraps the error of a connection attempt to cfg's server. A

@@ -9,10 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -44,13 +45,26 @@ func PoolConfig(databaseURL string) (*pgxpool.Config, error) {
 	if !hasParam(databaseURL, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns
 	}
-	if !hasParam(databaseURL, "connect_timeout") && os.Getenv("PGCONNECT_TIMEOUT") == "" {
-		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
-	}
+	DefaultConnect(&cfg.ConnConfig.Config, databaseURL)
 	if !hasParam(databaseURL, "pool_max_conn_idle_time") {
 		cfg.MaxConnIdleTime = DefaultMaxConnIdleTime
 	}
 	return cfg, nil
+}
+
+// connectTimeoutParam matches a connect_timeout setting in a URL or in a
+// keyword/value connection string.
+var connectTimeoutParam = regexp.MustCompile(`(^|[?&\s])connect_timeout\s*=`)
+
+// DefaultConnect gives a configuration parsed from databaseURL the default
+// connect timeout, DefaultConnectTimeout, unless the URL or
+// PGCONNECT_TIMEOUT set one. An explicit connect_timeout=0 keeps pgx's
+// meaning, no timeout. Every connection deploydb makes (Open's pool and
+// the migrator's sessions) goes through it.
+func DefaultConnect(cfg *pgconn.Config, databaseURL string) {
+	if cfg.ConnectTimeout == 0 && !connectTimeoutParam.MatchString(databaseURL) {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
 }
 
 // NewPool connects a pool built by PoolConfig and checks that the server
