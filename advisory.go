@@ -2,8 +2,9 @@ package deploydb
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/binary"
 	"errors"
-	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -18,7 +19,8 @@ import (
 // equal, in every process. A key maps to one 64-bit advisory lock id in
 // deploydb's own key space (the name is hashed with a "deploydb:" prefix),
 // which keeps it apart from the migration lock and from locks other
-// programs take by small integers.
+// programs take by small integers. (The hash is the first 8 bytes of MD5,
+// chosen because SQL computes it too; it is not used for security.)
 type LockKey struct {
 	name string
 	id   int64
@@ -32,15 +34,18 @@ func NamedLock(name string) LockKey {
 	if name == "" {
 		return LockKey{}
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte("deploydb:"))
-	_, _ = h.Write([]byte(name))
-	return LockKey{name: name, id: int64(h.Sum64())}
+	// The first 8 bytes of an MD5, big-endian: what SQL computes as
+	// ('x' || left(md5('deploydb:' || name), 16))::bit(64)::bigint, which is
+	// how ClaimOperations takes AppEnvironmentLock inside its statement.
+	sum := md5.Sum([]byte("deploydb:" + name))
+	return LockKey{name: name, id: int64(binary.BigEndian.Uint64(sum[:8]))}
 }
 
 // AppEnvironmentLock returns the key of the lock for one app and
 // environment, for work that must not run twice at once for them (a
-// rollout, a cutover).
+// rollout, a cutover). ClaimOperations holds it, until its transaction
+// ends, while it starts a deployment of that app and environment; a claim
+// that cannot take it at once passes the deployment over.
 func AppEnvironmentLock(app AppID, environment string) LockKey {
 	return NamedLock("app/" + strconv.FormatInt(int64(app), 10) + "/env/" + environment)
 }

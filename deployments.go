@@ -16,6 +16,13 @@ import (
 // AnyEnvironment). created reports whether this call inserted the row. A
 // missing app or build gives ErrNotFound; a build of another app, or one that
 // has not succeeded, ErrInvalidArgument.
+//
+// A new deployment supersedes the older deployments of its app and
+// environment that are not in progress, in the same statement: their
+// pending operations are stopped (so they read canceled, or failed), they
+// are never started, and ResumeDeployment and RetryDeployment refuse them
+// (ErrConflict). An older deployment in progress runs to its end; the new
+// one starts after it.
 func (s *Service) CreateDeployment(ctx context.Context, p CreateDeploymentParams) (d Deployment, created bool, err error) {
 	if !validLabel(p.Environment) {
 		return Deployment{}, false, checkName(createDeploymentOp(p.BuildID), "environment", p.Environment)
@@ -23,10 +30,10 @@ func (s *Service) CreateDeployment(ctx context.Context, p CreateDeploymentParams
 	if err := checkIdempotencyKey(createDeploymentOp(p.BuildID), p.IdempotencyKey); err != nil {
 		return Deployment{}, false, err
 	}
-	row, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{
+	r, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{
 		AppID: int64(p.AppID), BuildID: int64(p.BuildID), Environment: p.Environment, IdempotencyKey: nullText(p.IdempotencyKey)})
 	if err == nil {
-		return deploymentFromRow(row), true, nil
+		return deploymentFromRow(dbsqlc.Deployment(r)), true, nil
 	}
 	op := createDeploymentOp(p.BuildID) // formatted on failure only
 	if !errors.Is(err, pgx.ErrNoRows) {

@@ -1,11 +1,5 @@
 package deploydb
 
-import (
-	"time"
-
-	"github.com/deploydb/deploydb/internal/dbsqlc"
-)
-
 // DeriveDeploymentStatus returns the status of a deployment that has
 // operations, from its operations' states. The order of states does not
 // matter. The first rule that applies wins:
@@ -55,30 +49,4 @@ func DeriveDeploymentStatus(states ...OperationState) DeploymentStatus {
 		return DeploymentCanceled
 	}
 	return DeploymentInProgress
-}
-
-// deriveTimestamps returns a derived deployment's started_at (when its first
-// operation started) and, for a terminal status, finished_at (when its last
-// operation finished, never before started_at); the zero time stands for
-// NULL. Both follow from the operations alone, so recomputing them is
-// idempotent.
-func deriveTimestamps(st DeploymentStatus, ops []dbsqlc.ListDeploymentOperationStatesRow) (started, finished time.Time) {
-	for _, o := range ops {
-		if o.StartedAt.Valid && (started.IsZero() || o.StartedAt.Time.Before(started)) {
-			started = o.StartedAt.Time
-		}
-		if o.FinishedAt.Valid && (finished.IsZero() || o.FinishedAt.Time.After(finished)) {
-			finished = o.FinishedAt.Time
-		}
-	}
-	if !st.Terminal() {
-		return started, time.Time{}
-	}
-	if finished.IsZero() || !started.IsZero() && finished.Before(started) {
-		finished = started
-	}
-	if finished.IsZero() {
-		finished = time.Now()
-	}
-	return started, finished
 }

@@ -95,6 +95,7 @@
 //	ErrTxAborted          the transaction failed earlier, or has ended
 //	ErrSchemaMismatch     Open refused the database's migrations (*SchemaError), or WithAutoMigrate failed
 //	ErrInternal           any other database error, e.g. in the caller's own SQL
+//	ErrLeaseLost          a worker's move or heartbeat whose lease was lost (fencing token changed)
 //
 // SQL of the caller's own run through Conn is mapped the same way. Errors
 // never contain the database password.

@@ -79,6 +79,12 @@ var (
 	// typically a syntax error or a missing privilege in the caller's own
 	// SQL run through Conn, or a bug. The driver error is in the chain.
 	ErrInternal = errors.New("internal database error")
+	// ErrLeaseLost reports a worker's move or heartbeat (MoveOperation,
+	// Heartbeat) whose lease no longer holds: the operation was rescued
+	// after the lease expired, stopped, or claimed again, so its fencing
+	// token changed. Nothing was changed; the worker should abandon the
+	// operation.
+	ErrLeaseLost = errors.New("lease lost")
 )
 
 // Error is the error type behind the sentinels: Kind is the sentinel,
@@ -205,6 +211,8 @@ var constraintMessages = map[string]string{
 	"deployment_operations_deployment_id_target_key": "the deployment already has an operation on this target",
 	"deployment_operations_deployment_id_fkey":       "the deployment does not exist",
 	"deployment_operations_target_format":            "target must be 1-63 characters of a-z, 0-9, '-' and '.'",
+	"deployments_status_derived":                     "the deployment's status is derived from its operations; move the operations instead",
+	"deployments_operation_counts_derived":           "the deployment's operation counts are kept by the database from its operations",
 }
 
 // ctxError reports that a context ended while deploydb worked; it matches

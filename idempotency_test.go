@@ -153,7 +153,8 @@ func TestIdempotentCreatesRace(t *testing.T) {
 }
 
 // killProxy forwards TCP connections to a PostgreSQL server. Armed, it
-// watches the server's replies and, on the first INSERT that completes,
+// watches the server's replies and, on the first INSERT (or SELECT: a
+// CreateDeployment is an INSERT inside a WITH) that completes,
 // withholds the CommandComplete and waits for the ReadyForQuery that follows
 // it: the server sends that only once the statement's implicit transaction
 // has committed. It then drops both sides, so the client never reads the
@@ -211,7 +212,7 @@ func (p *killProxy) pipe(client net.Conn) {
 			return
 		}
 		switch {
-		case hdr[0] == 'C' && bytes.HasPrefix(body, []byte("INSERT ")) && p.armed.Load():
+		case hdr[0] == 'C' && (bytes.HasPrefix(body, []byte("INSERT ")) || bytes.HasPrefix(body, []byte("SELECT "))) && p.armed.Load():
 			held = body
 			continue
 		case hdr[0] == 'Z' && held != nil && p.armed.CompareAndSwap(true, false):

@@ -66,9 +66,16 @@ FROM generate_series(0, 11) i,
                      CASE WHEN i = 1 THEN 'in_progress' WHEN i % 4 = 0 THEN 'pending' WHEN i % 4 = 2 THEN 'failed'
                           WHEN i = 3 THEN 'canceled' ELSE 'deployed' END AS s) x,
      LATERAL (SELECT CASE WHEN s = 'pending' OR i = 3 THEN NULL ELSE c + interval '1 minute' END AS st) y`, fx.app, fx.t0)
-	// Operations: two targets on each of the first six deployments, the
-	// state cycling through six states with and without claims, errors and
-	// timestamps.
+	// Operations: two targets on each of six deployments of app rt-2 (one
+	// environment each, so that several can be in progress; their status
+	// is derived from the operations, so they are kept apart from the
+	// deployments the list tests count), the state cycling through six
+	// states with and without claims, errors and timestamps.
+	exec(`INSERT INTO builds (app_id, source_version, status, created_at, updated_at, started_at, finished_at)
+SELECT id, 'ops', 'succeeded', $1, $1, $1, $1 FROM apps WHERE name = 'rt-2'`, fx.t0)
+	exec(`INSERT INTO deployments (app_id, build_id, environment, created_at, updated_at)
+SELECT b.app_id, b.id, 'ops-' || i, $1::timestamptz + i * interval '1 minute', $1::timestamptz + i * interval '1 minute'
+FROM builds b JOIN apps a ON a.id = b.app_id AND a.name = 'rt-2', generate_series(0, 5) i`, fx.t0)
 	exec(`INSERT INTO deployment_operations (deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at)
 SELECT d.id, tg, s, CASE WHEN s = 'failed' THEN 2 ELSE 1 END,
        CASE WHEN s IN ('failed', 'cutting_over') THEN 'boom ' || k END,
@@ -77,11 +84,11 @@ SELECT d.id, tg, s, CASE WHEN s = 'failed' THEN 2 ELSE 1 END,
        CASE WHEN s <> 'pending' THEN c + interval '3 seconds' END,
        CASE WHEN s IN ('failed', 'completed') THEN c + interval '4 seconds' END,
        c, c + interval '5 seconds'
-FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM deployments WHERE app_id = $1 ORDER BY id LIMIT 6) d,
+FROM (SELECT d.id, row_number() OVER (ORDER BY d.id) - 1 AS n FROM deployments d JOIN apps a ON a.id = d.app_id AND a.name = 'rt-2' ORDER BY d.id) d,
      unnest(ARRAY['eu-1', 'us-1']) WITH ORDINALITY AS t(tg, o),
      LATERAL (SELECT (d.n + t.o)::int % 6 AS k) kk,
      LATERAL (SELECT (ARRAY['pending', 'running', 'failed', 'waiting_for_cutover', 'completed', 'cutting_over'])[kk.k + 1] AS s,
-                     $2::timestamptz + (d.n * 2 + t.o) * interval '1 minute' AS c) x`, fx.app, fx.t0)
+                     $1::timestamptz + (d.n * 2 + t.o) * interval '1 minute' AS c) x`, fx.t0)
 	fx.read(t, pool)
 	return fx
 }
@@ -131,18 +138,21 @@ func (fx *roundTripFixture) read(t *testing.T, pool *pgxpool.Pool) {
 	}
 	fx.deployments = map[deploydb.DeploymentID]deploydb.Deployment{}
 	fx.depIDs = nil
-	rows, err = pool.Query(ctx, `SELECT idempotency_key, finished_at, started_at, updated_at, created_at, status, environment, build_id, app_id, id FROM deployments ORDER BY id`)
+	rows, err = pool.Query(ctx, `SELECT canceled_at, ops_reverted, ops_stopped, ops_failed, ops_completed, ops_cutting_over, ops_waiting_for_cutover, ops_running, ops_pending,
+		idempotency_key, finished_at, started_at, updated_at, created_at, status, environment, build_id, app_id, id FROM deployments ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var d deploydb.Deployment
-		var fin, st pgtype.Timestamptz
+		var fin, st, canc pgtype.Timestamptz
 		var key pgtype.Text
-		if err := rows.Scan(&key, &fin, &st, &d.UpdatedAt, &d.CreatedAt, &d.Status, &d.Environment, &d.BuildID, &d.AppID, &d.ID); err != nil {
+		c := &d.Operations
+		if err := rows.Scan(&canc, &c.Reverted, &c.Stopped, &c.Failed, &c.Completed, &c.CuttingOver, &c.WaitingForCutover, &c.Running, &c.Pending,
+			&key, &fin, &st, &d.UpdatedAt, &d.CreatedAt, &d.Status, &d.Environment, &d.BuildID, &d.AppID, &d.ID); err != nil {
 			t.Fatal(err)
 		}
-		d.FinishedAt, d.StartedAt, d.IdempotencyKey = tm(fin), tm(st), key.String
+		d.FinishedAt, d.StartedAt, d.IdempotencyKey, d.CanceledAt = tm(fin), tm(st), key.String, tm(canc)
 		fx.deployments[d.ID] = d
 		fx.depIDs = append(fx.depIDs, d.ID)
 	}
@@ -150,18 +160,18 @@ func (fx *roundTripFixture) read(t *testing.T, pool *pgxpool.Pool) {
 		t.Fatal(rows.Err())
 	}
 	fx.operations = map[deploydb.OperationID]deploydb.Operation{}
-	rows, err = pool.Query(ctx, `SELECT updated_at, created_at, finished_at, started_at, claimed_at, claimed_by, last_error, attempt, state, target, deployment_id, id FROM deployment_operations`)
+	rows, err = pool.Query(ctx, `SELECT lease_expires_at, lease_token, updated_at, created_at, finished_at, started_at, claimed_at, claimed_by, last_error, attempt, state, target, deployment_id, id FROM deployment_operations`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var o deploydb.Operation
-		var fin, st, cl pgtype.Timestamptz
+		var fin, st, cl, lease pgtype.Timestamptz
 		var by, le pgtype.Text
-		if err := rows.Scan(&o.UpdatedAt, &o.CreatedAt, &fin, &st, &cl, &by, &le, &o.Attempt, &o.State, &o.Target, &o.DeploymentID, &o.ID); err != nil {
+		if err := rows.Scan(&lease, &o.LeaseToken, &o.UpdatedAt, &o.CreatedAt, &fin, &st, &cl, &by, &le, &o.Attempt, &o.State, &o.Target, &o.DeploymentID, &o.ID); err != nil {
 			t.Fatal(err)
 		}
-		o.FinishedAt, o.StartedAt, o.ClaimedAt, o.ClaimedBy, o.LastError = tm(fin), tm(st), tm(cl), by.String, le.String
+		o.FinishedAt, o.StartedAt, o.ClaimedAt, o.ClaimedBy, o.LastError, o.LeaseExpiresAt = tm(fin), tm(st), tm(cl), by.String, le.String, tm(lease)
 		fx.operations[o.ID] = o
 	}
 	if rows.Err() != nil {
@@ -293,7 +303,7 @@ func TestFixtureHasNullsAndValues(t *testing.T) {
 	count("deployment_operations.claimed_at", cl, len(fx.operations))
 	count("deployment_operations.started_at", ost, len(fx.operations))
 	count("deployment_operations.finished_at", ofin, len(fx.operations))
-	if len(fx.apps) != 3 || len(fx.builds) != 8 || len(fx.deployments) != 12 || len(fx.operations) != 12 {
+	if len(fx.apps) != 3 || len(fx.builds) != 9 || len(fx.deployments) != 18 || len(fx.operations) != 12 {
 		t.Errorf("fixture has %d apps, %d builds, %d deployments, %d operations; want 3, 8, 12, 12",
 			len(fx.apps), len(fx.builds), len(fx.deployments), len(fx.operations))
 	}

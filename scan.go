@@ -54,12 +54,13 @@ func scanBuild(rows pgx.Rows, b *dbsqlc.Build) error {
 }
 
 func scanDeployment(rows pgx.Rows, d *dbsqlc.Deployment) error {
-	return rows.Scan(&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &d.StartedAt, &d.FinishedAt, &d.IdempotencyKey)
+	return rows.Scan(&d.ID, &d.AppID, &d.BuildID, &d.Environment, &d.Status, &d.CreatedAt, &d.UpdatedAt, &d.StartedAt, &d.FinishedAt, &d.IdempotencyKey,
+		&d.OpsPending, &d.OpsRunning, &d.OpsWaitingForCutover, &d.OpsCuttingOver, &d.OpsCompleted, &d.OpsFailed, &d.OpsStopped, &d.OpsReverted, &d.CanceledAt)
 }
 
 func scanOperation(rows pgx.Rows, o *dbsqlc.DeploymentOperation) error {
 	return rows.Scan(&o.ID, &o.DeploymentID, &o.Target, &o.State, &o.Attempt, &o.LastError, &o.ClaimedBy, &o.ClaimedAt,
-		&o.StartedAt, &o.FinishedAt, &o.CreatedAt, &o.UpdatedAt)
+		&o.StartedAt, &o.FinishedAt, &o.CreatedAt, &o.UpdatedAt, &o.LeaseToken, &o.LeaseExpiresAt)
 }
 
 // deploymentListQuery returns the generated query that serves l and its

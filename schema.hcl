@@ -233,6 +233,59 @@ table "deployments" {
     null = true
     type = timestamptz
   }
+  column "ops_pending" {
+    null    = false
+    type    = integer
+    default = 0
+    comment = "How many of the deployment's operations are pending; kept by the deployment_operations triggers."
+  }
+  column "ops_running" {
+    null    = false
+    type    = integer
+    default = 0
+    comment = "How many of the deployment's operations are running; kept by the deployment_operations triggers."
+  }
+  column "ops_waiting_for_cutover" {
+    null    = false
+    type    = integer
+    default = 0
+    comment = "How many of the deployment's operations are waiting_for_cutover; kept by the deployment_operations triggers."
+  }
+  column "ops_cutting_over" {
+    null    = false
+    type    = integer
+    default = 0
+    comment = "How many of the deployment's operations are cutting_over; kept by the deployment_operations triggers."
+  }
+  column "ops_completed" {
+    null    = false
+    type    = integer
+    default = 0
+    comment = "How many of the deployment's operations are completed; kept by the deployment_operations triggers."
+  }
+  column "ops_failed" {
+    null    = false
+    type    = integer
+    default = 0
+    comment = "How many of the deployment's operations are failed; kept by the deployment_operations triggers."
+  }
+  column "ops_stopped" {
+    null    = false
+    type    = integer
+    default = 0
+    comment = "How many of the deployment's operations are stopped; kept by the deployment_operations triggers."
+  }
+  column "ops_reverted" {
+    null    = false
+    type    = integer
+    default = 0
+    comment = "How many of the deployment's operations are reverted; kept by the deployment_operations triggers."
+  }
+  column "canceled_at" {
+    null    = true
+    type    = timestamptz
+    comment = "When CancelDeployment made the rollout final: no resume or retry after it."
+  }
   primary_key {
     columns = [column.id]
   }
@@ -368,6 +421,9 @@ table "deployments" {
   check "deployments_finished_after_started" {
     expr = "finished_at IS NULL OR started_at IS NULL OR finished_at >= started_at"
   }
+  check "deployments_operation_counts_nonnegative" {
+    expr = "LEAST(ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted) >= 0"
+  }
 }
 
 table "deployment_operations" {
@@ -414,6 +470,17 @@ table "deployment_operations" {
     null = true
     type = timestamptz
   }
+  column "lease_token" {
+    null    = false
+    type    = bigint
+    default = 0
+    comment = "Fencing token: raised by every claim and rescue; a worker's moves carry the token of its claim."
+  }
+  column "lease_expires_at" {
+    null    = true
+    type    = timestamptz
+    comment = "When the claiming worker's lease ends unless a heartbeat extends it; NULL unless the operation is active."
+  }
   column "started_at" {
     null = true
     type = timestamptz
@@ -452,6 +519,11 @@ table "deployment_operations" {
   index "deployment_operations_target_state_created_at_id_idx" {
     columns = [column.target, column.state, column.created_at, column.id]
   }
+  // RescueExpiredOperations: the active operations whose lease has ended.
+  index "deployment_operations_lease_expires_at_idx" {
+    columns = [column.lease_expires_at]
+    where   = "lease_expires_at IS NOT NULL"
+  }
   check "deployment_operations_target_format" {
     expr = "target ~ '^[a-z0-9]([-.a-z0-9]{0,61}[a-z0-9])?$'"
   }
@@ -475,5 +547,11 @@ table "deployment_operations" {
   }
   check "deployment_operations_last_error_length" {
     expr = "char_length(last_error) <= 4096"
+  }
+  check "deployment_operations_lease_only_active" {
+    expr = "lease_expires_at IS NULL OR state IN ('running', 'waiting_for_cutover', 'cutting_over')"
+  }
+  check "deployment_operations_lease_token_nonnegative" {
+    expr = "lease_token >= 0"
   }
 }

@@ -31,6 +31,7 @@ var allSentinels = map[string]error{
 	"ErrTxAborted":             deploydb.ErrTxAborted,
 	"ErrSchemaMismatch":        deploydb.ErrSchemaMismatch,
 	"ErrInternal":              deploydb.ErrInternal,
+	"ErrLeaseLost":             deploydb.ErrLeaseLost,
 	"context.Canceled":         context.Canceled,
 	"context.DeadlineExceeded": context.DeadlineExceeded,
 }

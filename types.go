@@ -89,7 +89,48 @@ type Deployment struct {
 	// FinishedAt is when the deployment reached a terminal status
 	// (deployed, failed or canceled); the zero time until then.
 	FinishedAt time.Time
+	// Operations counts the deployment's operations in each state; the
+	// database keeps the counts in the statement that moves, creates or
+	// deletes operations. All zero for a deployment without operations.
+	Operations OperationCounts
+	// CanceledAt is when CancelDeployment made the rollout final (no resume
+	// or retry after it); the zero time otherwise.
+	CanceledAt time.Time
 }
+
+// Halted reports whether the deployment has a failed or stopped operation:
+// no claim takes its operations until RetryDeployment, ResumeDeployment (or
+// Retry of each such operation) clears the halt.
+func (d Deployment) Halted() bool { return d.Operations.Failed+d.Operations.Stopped > 0 }
+
+// OperationCounts counts a deployment's operations by state.
+type OperationCounts struct {
+	// Pending counts the operations waiting to be claimed.
+	Pending int
+	// Running counts the running operations.
+	Running int
+	// WaitingForCutover counts the operations waiting for cutover.
+	WaitingForCutover int
+	// CuttingOver counts the operations cutting over.
+	CuttingOver int
+	// Completed counts the completed operations.
+	Completed int
+	// Failed counts the failed operations.
+	Failed int
+	// Stopped counts the stopped operations.
+	Stopped int
+	// Reverted counts the reverted operations.
+	Reverted int
+}
+
+// Total returns the number of operations (the deployment's targets).
+func (c OperationCounts) Total() int {
+	return c.Pending + c.Running + c.WaitingForCutover + c.CuttingOver + c.Completed + c.Failed + c.Stopped + c.Reverted
+}
+
+// Active returns the number of running, waiting_for_cutover and
+// cutting_over operations.
+func (c OperationCounts) Active() int { return c.Running + c.WaitingForCutover + c.CuttingOver }
 
 // DeploymentWithBuild is a deployment together with the build it deploys.
 type DeploymentWithBuild struct {
@@ -134,6 +175,29 @@ type Operation struct {
 	CreatedAt time.Time
 	// UpdatedAt is when the operation last changed.
 	UpdatedAt time.Time
+	// LeaseToken is the fencing token of the latest claim: every claim and
+	// every rescue raises it, so a worker's Lease stops matching once its
+	// operation was rescued, stopped or claimed again. 0 before the first
+	// claim.
+	LeaseToken int64
+	// LeaseExpiresAt is when the claiming worker's lease ends unless
+	// Heartbeat extends it; the zero time when the operation holds no lease
+	// (it is not active).
+	LeaseExpiresAt time.Time
+}
+
+// Lease returns the operation's current lease: what a worker passes to
+// Heartbeat and MoveOperation.
+func (o Operation) Lease() Lease { return Lease{OperationID: o.ID, Token: o.LeaseToken} }
+
+// Lease identifies one claim of an operation: the operation and the fencing
+// token the claim received. A move or heartbeat that carries a lease whose
+// token no longer matches changes nothing and returns ErrLeaseLost.
+type Lease struct {
+	// OperationID is the claimed operation.
+	OperationID OperationID
+	// Token is the claim's fencing token (Operation.LeaseToken).
+	Token int64
 }
 
 // BuildStatus is the status of a build; see package status.
@@ -203,6 +267,11 @@ func deploymentFromRow(r dbsqlc.Deployment) Deployment {
 	return Deployment{
 		ID: DeploymentID(r.ID), AppID: AppID(r.AppID), BuildID: BuildID(r.BuildID), Environment: r.Environment, Status: DeploymentStatus(r.Status), IdempotencyKey: r.IdempotencyKey.String,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, StartedAt: timeOf(r.StartedAt), FinishedAt: timeOf(r.FinishedAt),
+		Operations: OperationCounts{
+			Pending: int(r.OpsPending), Running: int(r.OpsRunning), WaitingForCutover: int(r.OpsWaitingForCutover), CuttingOver: int(r.OpsCuttingOver),
+			Completed: int(r.OpsCompleted), Failed: int(r.OpsFailed), Stopped: int(r.OpsStopped), Reverted: int(r.OpsReverted),
+		},
+		CanceledAt: timeOf(r.CanceledAt),
 	}
 }
 
@@ -211,6 +280,7 @@ func operationFromRow(r dbsqlc.DeploymentOperation) Operation {
 		ID: OperationID(r.ID), DeploymentID: DeploymentID(r.DeploymentID), Target: r.Target, State: OperationState(r.State), Attempt: r.Attempt,
 		LastError: r.LastError.String, ClaimedBy: r.ClaimedBy.String, ClaimedAt: timeOf(r.ClaimedAt),
 		StartedAt: timeOf(r.StartedAt), FinishedAt: timeOf(r.FinishedAt), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		LeaseToken: r.LeaseToken, LeaseExpiresAt: timeOf(r.LeaseExpiresAt),
 	}
 }
 

@@ -25,6 +25,18 @@ LIMIT @page_size;
 
 -- name: DeleteApp :execrows
 -- DeleteApp deletes an app with its builds and deployments (ON DELETE
--- CASCADE) and returns the number of apps deleted (0 or 1).
+-- CASCADE) and returns the number of apps deleted (0 or 1). It locks the app
+-- row, then the operations of its deployments (ascending id), before the
+-- cascade reaches the deployments: the lock order of every statement, so it
+-- cannot deadlock with rollouts of the app.
+WITH app AS (
+    SELECT a.id FROM apps a WHERE a.id = @id FOR UPDATE
+), locked AS (
+    SELECT o.id FROM deployment_operations o
+    JOIN deployments d ON d.id = o.deployment_id
+    WHERE d.app_id = @id
+    ORDER BY o.id
+    FOR UPDATE OF o
+)
 DELETE FROM apps
-WHERE id = @id;
+WHERE apps.id = (SELECT app.id FROM app) AND (SELECT count(*) FROM locked) >= 0;

@@ -2,13 +2,40 @@
 -- CreateDeployment inserts a pending deployment of a build, but only if the
 -- build belongs to the app and has succeeded, and the idempotency key (if
 -- any) is new for the app; otherwise it returns no row and the caller reads
--- the key's deployment or the build to say why.
-INSERT INTO deployments (app_id, build_id, environment, idempotency_key)
-SELECT b.app_id, b.id, @environment::text, sqlc.narg('idempotency_key')::text
-FROM builds b
-WHERE b.id = @build_id AND b.app_id = @app_id AND b.status = 'succeeded'
-ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING *;
+-- the key's deployment or the build to say why. In the same statement it
+-- stops the pending operations of every older deployment of the app and
+-- environment that is not in progress: the new deployment supersedes them
+-- (GitLab's "prevent outdated deployment jobs"). Lock order: the app row
+-- (FOR KEY SHARE, before anything else), then those operations (ascending
+-- id), then their deployments (the counting trigger).
+WITH app AS (
+    SELECT a.id FROM apps a WHERE a.id = @app_id FOR KEY SHARE
+), ins AS (
+    INSERT INTO deployments (app_id, build_id, environment, idempotency_key)
+    SELECT b.app_id, b.id, @environment::text, sqlc.narg('idempotency_key')::text
+    FROM builds b
+    JOIN app ON app.id = b.app_id
+    WHERE b.id = @build_id AND b.app_id = @app_id AND b.status = 'succeeded'
+    ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING *
+), superseded AS (
+    UPDATE deployment_operations op
+    SET state       = 'stopped',
+        finished_at = GREATEST(now(), op.started_at),
+        updated_at  = now()
+    WHERE op.state = 'pending' AND op.id IN (
+        SELECT l.id FROM deployment_operations l
+        JOIN deployments d ON d.id = l.deployment_id
+        WHERE EXISTS (SELECT 1 FROM ins)
+          AND d.app_id = @app_id AND d.environment = @environment::text
+          AND d.status <> 'in_progress' AND d.ops_pending > 0 AND l.state = 'pending'
+        ORDER BY l.id
+        FOR UPDATE OF l)
+    RETURNING op.id
+)
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key,
+       ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at
+FROM ins;
 
 -- name: GetDeploymentByIdempotencyKey :one
 -- GetDeploymentByIdempotencyKey returns the deployment an app's
@@ -166,29 +193,40 @@ WHERE deployments.id = @id
                ('in_progress', 'deployed'),
                ('in_progress', 'failed'),
                ('in_progress', 'canceled'))
-  AND NOT EXISTS (SELECT 1 FROM deployment_operations o WHERE o.deployment_id = deployments.id)
+  AND ops_pending + ops_running + ops_waiting_for_cutover + ops_cutting_over
+    + ops_completed + ops_failed + ops_stopped + ops_reverted = 0
 RETURNING *;
 
 -- name: DeleteDeployment :execrows
--- DeleteDeployment deletes a deployment and returns the number deleted (0 or
--- 1).
+-- DeleteDeployment deletes a deployment with its operations and returns the
+-- number deleted (0 or 1). It locks the operations (ascending id) before
+-- the deployment row, the lock order of every statement that touches both,
+-- so it cannot deadlock with claims and moves of the same operations.
+WITH locked AS (
+    SELECT o.id FROM deployment_operations o
+    WHERE o.deployment_id = @id
+    ORDER BY o.id
+    FOR UPDATE
+)
 DELETE FROM deployments
-WHERE id = @id;
+WHERE deployments.id = @id AND (SELECT count(*) FROM locked) >= 0;
 
--- name: LockDeployment :one
--- LockDeployment reads a deployment and locks it until the transaction ends,
--- so that its derived status is recomputed by one transaction at a time.
-SELECT * FROM deployments
-WHERE id = @id
-FOR NO KEY UPDATE;
-
--- name: SetDerivedDeploymentStatus :one
--- SetDerivedDeploymentStatus stores the status and timestamps derived from a
--- deployment's operations (see DeriveDeploymentStatus).
+-- name: SetDeploymentCanceled :one
+-- SetDeploymentCanceled makes a deployment's rollout final (CancelDeployment):
+-- no resume or retry after it. Run after its operations were stopped, in the
+-- same transaction.
 UPDATE deployments
-SET status      = @status,
-    started_at  = sqlc.narg('started_at'),
-    finished_at = sqlc.narg('finished_at'),
+SET canceled_at = COALESCE(canceled_at, now()),
     updated_at  = now()
 WHERE id = @id
 RETURNING *;
+
+-- name: GetDeploymentResumeBlock :one
+-- GetDeploymentResumeBlock says why a deployment's operations may not go back
+-- to pending: it was canceled, or a newer deployment of the same app and
+-- environment exists (the id of the newest, or 0).
+SELECT d.canceled_at IS NOT NULL AS canceled,
+       COALESCE((SELECT max(n.id) FROM deployments n
+                 WHERE n.app_id = d.app_id AND n.environment = d.environment AND n.id > d.id), 0)::bigint AS newer_id
+FROM deployments d
+WHERE d.id = @id;

@@ -31,12 +31,24 @@ func (q *Queries) CreateApp(ctx context.Context, name string) (App, error) {
 }
 
 const DeleteApp = `-- name: DeleteApp :execrows
+WITH app AS (
+    SELECT a.id FROM apps a WHERE a.id = $1 FOR UPDATE
+), locked AS (
+    SELECT o.id FROM deployment_operations o
+    JOIN deployments d ON d.id = o.deployment_id
+    WHERE d.app_id = $1
+    ORDER BY o.id
+    FOR UPDATE OF o
+)
 DELETE FROM apps
-WHERE id = $1
+WHERE apps.id = (SELECT app.id FROM app) AND (SELECT count(*) FROM locked) >= 0
 `
 
 // DeleteApp deletes an app with its builds and deployments (ON DELETE
-// CASCADE) and returns the number of apps deleted (0 or 1).
+// CASCADE) and returns the number of apps deleted (0 or 1). It locks the app
+// row, then the operations of its deployments (ascending id), before the
+// cascade reaches the deployments: the lock order of every statement, so it
+// cannot deadlock with rollouts of the app.
 func (q *Queries) DeleteApp(ctx context.Context, id int64) (int64, error) {
 	result, err := q.db.Exec(ctx, DeleteApp, id)
 	if err != nil {

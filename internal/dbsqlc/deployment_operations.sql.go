@@ -11,66 +11,107 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const ClaimNextOperation = `-- name: ClaimNextOperation :one
-UPDATE deployment_operations
-SET state      = 'running',
-    claimed_by = $1::text,
-    claimed_at = now(),
-    started_at = COALESCE(started_at, now()),
-    updated_at = now()
-WHERE state = 'pending'
-  AND id = (
-        SELECT o.id
-        FROM deployment_operations o
-        JOIN deployments d ON d.id = o.deployment_id
-        WHERE o.target = $2 AND o.state = 'pending'
-          AND NOT EXISTS (
-                SELECT 1 FROM deployments busy
-                WHERE busy.app_id = d.app_id AND busy.environment = d.environment
-                  AND busy.status = 'in_progress' AND busy.id <> d.id)
-        ORDER BY o.created_at, o.id
-        LIMIT 1
-        FOR UPDATE OF o SKIP LOCKED)
-RETURNING id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at
+const ClaimOperations = `-- name: ClaimOperations :many
+WITH picked AS (
+    SELECT o.id
+    FROM deployment_operations o
+    JOIN deployments d ON d.id = o.deployment_id
+    WHERE o.target = $3 AND o.state = 'pending'
+      AND d.ops_failed = 0 AND d.ops_stopped = 0
+      AND (d.status = 'in_progress'
+           OR (NOT EXISTS (
+                 SELECT 1 FROM deployments busy
+                 WHERE busy.app_id = d.app_id AND busy.environment = d.environment
+                   AND busy.status = 'in_progress')
+               AND NOT EXISTS (
+                 SELECT 1 FROM deployments newer
+                 WHERE newer.app_id = d.app_id AND newer.environment = d.environment
+                   AND (newer.created_at, newer.id) > (d.created_at, d.id))
+               AND pg_try_advisory_xact_lock(
+                 ('x' || left(md5('deploydb:app/' || d.app_id::text || '/env/' || d.environment), 16))::bit(64)::bigint)))
+    ORDER BY o.created_at, o.id
+    LIMIT $4
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE deployment_operations op
+SET state            = 'running',
+    claimed_by       = $1::text,
+    claimed_at       = now(),
+    lease_token      = op.lease_token + 1,
+    lease_expires_at = now() + $2::interval,
+    started_at       = COALESCE(op.started_at, now()),
+    updated_at       = now()
+FROM picked
+WHERE op.id = picked.id AND op.state = 'pending'
+RETURNING op.id, op.deployment_id, op.target, op.state, op.attempt, op.last_error, op.claimed_by, op.claimed_at, op.started_at, op.finished_at, op.created_at, op.updated_at, op.lease_token, op.lease_expires_at
 `
 
-type ClaimNextOperationParams struct {
-	Worker string
-	Target string
+type ClaimOperationsParams struct {
+	Worker  string
+	Lease   pgtype.Interval
+	Target  string
+	MaxRows int32
 }
 
-// ClaimNextOperation moves the oldest pending operation on a target to
-// running and records the worker. FOR UPDATE SKIP LOCKED lets many workers
-// claim at once without ever taking the same row; operations whose
-// deployment cannot start (another deployment of the same app and
-// environment is in progress) are passed over. Served by
+// ClaimOperations moves up to max_rows of the oldest pending operations on a
+// target to running, records the worker, gives each a lease of lease and a
+// new fencing token. FOR UPDATE SKIP LOCKED lets many workers claim at once
+// without ever taking the same row. Passed over: operations of a halted
+// deployment (a failed or stopped operation), of a deployment that has not
+// started and is outdated (a newer deployment of its app and environment
+// exists), and of a deployment that cannot start because another deployment
+// of the same app and environment is in progress or being started by a
+// transaction that has not committed (it
+// holds the app and environment's advisory lock, taken here with
+// pg_try_advisory_xact_lock, which never waits). Served by
 // deployment_operations_target_state_created_at_id_idx and
-// deployments_one_in_progress_key.
-func (q *Queries) ClaimNextOperation(ctx context.Context, arg ClaimNextOperationParams) (DeploymentOperation, error) {
-	row := q.db.QueryRow(ctx, ClaimNextOperation, arg.Worker, arg.Target)
-	var i DeploymentOperation
-	err := row.Scan(
-		&i.ID,
-		&i.DeploymentID,
-		&i.Target,
-		&i.State,
-		&i.Attempt,
-		&i.LastError,
-		&i.ClaimedBy,
-		&i.ClaimedAt,
-		&i.StartedAt,
-		&i.FinishedAt,
-		&i.CreatedAt,
-		&i.UpdatedAt,
+// deployments_one_in_progress_key. The deployments' counts and status follow
+// in the same statement (schema_triggers.sql).
+func (q *Queries) ClaimOperations(ctx context.Context, arg ClaimOperationsParams) ([]DeploymentOperation, error) {
+	rows, err := q.db.Query(ctx, ClaimOperations,
+		arg.Worker,
+		arg.Lease,
+		arg.Target,
+		arg.MaxRows,
 	)
-	return i, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DeploymentOperation
+	for rows.Next() {
+		var i DeploymentOperation
+		if err := rows.Scan(
+			&i.ID,
+			&i.DeploymentID,
+			&i.Target,
+			&i.State,
+			&i.Attempt,
+			&i.LastError,
+			&i.ClaimedBy,
+			&i.ClaimedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.LeaseToken,
+			&i.LeaseExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const CreateDeploymentOperations = `-- name: CreateDeploymentOperations :many
 INSERT INTO deployment_operations (deployment_id, target)
 SELECT $1::bigint, t
 FROM unnest($2::text[]) AS t
-RETURNING id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at
+RETURNING id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at, lease_token, lease_expires_at
 `
 
 type CreateDeploymentOperationsParams struct {
@@ -102,6 +143,8 @@ func (q *Queries) CreateDeploymentOperations(ctx context.Context, arg CreateDepl
 			&i.FinishedAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.LeaseToken,
+			&i.LeaseExpiresAt,
 		); err != nil {
 			return nil, err
 		}
@@ -114,12 +157,19 @@ func (q *Queries) CreateDeploymentOperations(ctx context.Context, arg CreateDepl
 }
 
 const DeleteDeploymentOperations = `-- name: DeleteDeploymentOperations :execrows
-DELETE FROM deployment_operations
-WHERE deployment_id = $1
+WITH locked AS (
+    SELECT l.id FROM deployment_operations l
+    WHERE l.deployment_id = $1
+    ORDER BY l.id
+    FOR UPDATE
+)
+DELETE FROM deployment_operations op
+USING locked
+WHERE op.id = locked.id
 `
 
-// DeleteDeploymentOperations deletes every operation of a deployment and
-// returns how many were deleted.
+// DeleteDeploymentOperations deletes every operation of a deployment
+// (locked in ascending id order first) and returns how many were deleted.
 func (q *Queries) DeleteDeploymentOperations(ctx context.Context, deploymentID int64) (int64, error) {
 	result, err := q.db.Exec(ctx, DeleteDeploymentOperations, deploymentID)
 	if err != nil {
@@ -129,7 +179,7 @@ func (q *Queries) DeleteDeploymentOperations(ctx context.Context, deploymentID i
 }
 
 const GetOperation = `-- name: GetOperation :one
-SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at FROM deployment_operations
+SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at, lease_token, lease_expires_at FROM deployment_operations
 WHERE id = $1
 `
 
@@ -150,12 +200,14 @@ func (q *Queries) GetOperation(ctx context.Context, id int64) (DeploymentOperati
 		&i.FinishedAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LeaseToken,
+		&i.LeaseExpiresAt,
 	)
 	return i, err
 }
 
 const GetOperationByDeploymentAndTarget = `-- name: GetOperationByDeploymentAndTarget :one
-SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at FROM deployment_operations
+SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at, lease_token, lease_expires_at FROM deployment_operations
 WHERE deployment_id = $1 AND target = $2
 `
 
@@ -182,6 +234,8 @@ func (q *Queries) GetOperationByDeploymentAndTarget(ctx context.Context, arg Get
 		&i.FinishedAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LeaseToken,
+		&i.LeaseExpiresAt,
 	)
 	return i, err
 }
@@ -199,17 +253,57 @@ func (q *Queries) HasDeploymentOperations(ctx context.Context, deploymentID int6
 	return exists, err
 }
 
+const HeartbeatOperation = `-- name: HeartbeatOperation :one
+UPDATE deployment_operations
+SET lease_expires_at = now() + $1::interval,
+    updated_at       = now()
+WHERE id = $2 AND lease_token = $3
+  AND state IN ('running', 'waiting_for_cutover', 'cutting_over')
+RETURNING id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at, lease_token, lease_expires_at
+`
+
+type HeartbeatOperationParams struct {
+	Lease pgtype.Interval
+	ID    int64
+	Token int64
+}
+
+// HeartbeatOperation extends the lease of an active operation to now() +
+// lease if the caller's token still matches; no row otherwise. It does not
+// touch the deployment.
+func (q *Queries) HeartbeatOperation(ctx context.Context, arg HeartbeatOperationParams) (DeploymentOperation, error) {
+	row := q.db.QueryRow(ctx, HeartbeatOperation, arg.Lease, arg.ID, arg.Token)
+	var i DeploymentOperation
+	err := row.Scan(
+		&i.ID,
+		&i.DeploymentID,
+		&i.Target,
+		&i.State,
+		&i.Attempt,
+		&i.LastError,
+		&i.ClaimedBy,
+		&i.ClaimedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.LeaseToken,
+		&i.LeaseExpiresAt,
+	)
+	return i, err
+}
+
 const ListActiveOperationsByTarget = `-- name: ListActiveOperationsByTarget :many
-SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at FROM (
-    (SELECT r.id, r.deployment_id, r.target, r.state, r.attempt, r.last_error, r.claimed_by, r.claimed_at, r.started_at, r.finished_at, r.created_at, r.updated_at FROM deployment_operations r
+SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at, lease_token, lease_expires_at FROM (
+    (SELECT r.id, r.deployment_id, r.target, r.state, r.attempt, r.last_error, r.claimed_by, r.claimed_at, r.started_at, r.finished_at, r.created_at, r.updated_at, r.lease_token, r.lease_expires_at FROM deployment_operations r
      WHERE r.target = $1 AND r.state = 'running'
      ORDER BY r.created_at, r.id LIMIT $2)
     UNION ALL
-    (SELECT w.id, w.deployment_id, w.target, w.state, w.attempt, w.last_error, w.claimed_by, w.claimed_at, w.started_at, w.finished_at, w.created_at, w.updated_at FROM deployment_operations w
+    (SELECT w.id, w.deployment_id, w.target, w.state, w.attempt, w.last_error, w.claimed_by, w.claimed_at, w.started_at, w.finished_at, w.created_at, w.updated_at, w.lease_token, w.lease_expires_at FROM deployment_operations w
      WHERE w.target = $1 AND w.state = 'waiting_for_cutover'
      ORDER BY w.created_at, w.id LIMIT $2)
     UNION ALL
-    (SELECT c.id, c.deployment_id, c.target, c.state, c.attempt, c.last_error, c.claimed_by, c.claimed_at, c.started_at, c.finished_at, c.created_at, c.updated_at FROM deployment_operations c
+    (SELECT c.id, c.deployment_id, c.target, c.state, c.attempt, c.last_error, c.claimed_by, c.claimed_at, c.started_at, c.finished_at, c.created_at, c.updated_at, c.lease_token, c.lease_expires_at FROM deployment_operations c
      WHERE c.target = $1 AND c.state = 'cutting_over'
      ORDER BY c.created_at, c.id LIMIT $2)
 ) AS active
@@ -249,6 +343,8 @@ func (q *Queries) ListActiveOperationsByTarget(ctx context.Context, arg ListActi
 			&i.FinishedAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.LeaseToken,
+			&i.LeaseExpiresAt,
 		); err != nil {
 			return nil, err
 		}
@@ -260,41 +356,8 @@ func (q *Queries) ListActiveOperationsByTarget(ctx context.Context, arg ListActi
 	return items, nil
 }
 
-const ListDeploymentOperationStates = `-- name: ListDeploymentOperationStates :many
-SELECT state, started_at, finished_at FROM deployment_operations
-WHERE deployment_id = $1
-`
-
-type ListDeploymentOperationStatesRow struct {
-	State      string
-	StartedAt  pgtype.Timestamptz
-	FinishedAt pgtype.Timestamptz
-}
-
-// ListDeploymentOperationStates returns what the deployment's derived status
-// is computed from. Served by deployment_operations_deployment_id_target_key.
-func (q *Queries) ListDeploymentOperationStates(ctx context.Context, deploymentID int64) ([]ListDeploymentOperationStatesRow, error) {
-	rows, err := q.db.Query(ctx, ListDeploymentOperationStates, deploymentID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []ListDeploymentOperationStatesRow
-	for rows.Next() {
-		var i ListDeploymentOperationStatesRow
-		if err := rows.Scan(&i.State, &i.StartedAt, &i.FinishedAt); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const ListDeploymentOperations = `-- name: ListDeploymentOperations :many
-SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at FROM deployment_operations
+SELECT id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at, lease_token, lease_expires_at FROM deployment_operations
 WHERE deployment_id = $1
 ORDER BY target
 `
@@ -323,6 +386,8 @@ func (q *Queries) ListDeploymentOperations(ctx context.Context, deploymentID int
 			&i.FinishedAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.LeaseToken,
+			&i.LeaseExpiresAt,
 		); err != nil {
 			return nil, err
 		}
@@ -334,21 +399,196 @@ func (q *Queries) ListDeploymentOperations(ctx context.Context, deploymentID int
 	return items, nil
 }
 
+const RequeueDeploymentOperations = `-- name: RequeueDeploymentOperations :many
+WITH locked AS (
+    SELECT l.id FROM deployment_operations l
+    WHERE l.deployment_id = $2 AND l.state = $1::text
+    ORDER BY l.id
+    FOR UPDATE
+)
+UPDATE deployment_operations op
+SET state       = 'pending',
+    attempt     = op.attempt + CASE WHEN op.state = 'failed' THEN 1 ELSE 0 END,
+    claimed_by  = NULL,
+    claimed_at  = NULL,
+    finished_at = NULL,
+    updated_at  = now()
+FROM locked
+WHERE op.id = locked.id AND op.state = $1::text AND $1::text IN ('stopped', 'failed')
+  AND NOT EXISTS (
+        SELECT 1 FROM deployments d
+        WHERE d.id = $2
+          AND (d.canceled_at IS NOT NULL OR EXISTS (
+                SELECT 1 FROM deployments n
+                WHERE n.app_id = d.app_id AND n.environment = d.environment
+                  AND (n.created_at, n.id) > (d.created_at, d.id))))
+RETURNING op.id
+`
+
+type RequeueDeploymentOperationsParams struct {
+	FromState    string
+	DeploymentID int64
+}
+
+// RequeueDeploymentOperations moves every operation of a deployment that is
+// in from_state (stopped: resume; failed: retry, attempt + 1, last_error
+// kept) back to pending in one statement, unless the deployment was
+// canceled or a newer deployment of the same app and environment exists.
+func (q *Queries) RequeueDeploymentOperations(ctx context.Context, arg RequeueDeploymentOperationsParams) ([]int64, error) {
+	rows, err := q.db.Query(ctx, RequeueDeploymentOperations, arg.FromState, arg.DeploymentID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const RescueExpiredOperations = `-- name: RescueExpiredOperations :many
+WITH expired AS (
+    SELECT e.id FROM deployment_operations e
+    WHERE e.lease_expires_at < now()
+    ORDER BY e.id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deployment_operations op
+SET state            = CASE WHEN op.attempt >= $1::integer THEN 'failed' ELSE 'pending' END,
+    attempt          = op.attempt + CASE WHEN op.attempt >= $1::integer THEN 0 ELSE 1 END,
+    last_error       = left(format('lease of worker %s expired at %s in state %s (attempt %s of %s)',
+                          COALESCE(op.claimed_by, '(none)'), op.lease_expires_at, op.state, op.attempt, $1::integer), 4096),
+    claimed_by       = CASE WHEN op.attempt >= $1::integer THEN op.claimed_by ELSE NULL END,
+    claimed_at       = CASE WHEN op.attempt >= $1::integer THEN op.claimed_at ELSE NULL END,
+    lease_token      = op.lease_token + 1,
+    lease_expires_at = NULL,
+    finished_at      = CASE WHEN op.attempt >= $1::integer THEN GREATEST(now(), op.started_at) ELSE NULL END,
+    updated_at       = now()
+FROM expired
+WHERE op.id = expired.id AND op.lease_expires_at < now()
+RETURNING op.id, op.deployment_id, op.target, op.state, op.attempt, op.last_error, op.claimed_by, op.claimed_at, op.started_at, op.finished_at, op.created_at, op.updated_at, op.lease_token, op.lease_expires_at
+`
+
+type RescueExpiredOperationsParams struct {
+	MaxAttempts int32
+	MaxRows     int32
+}
+
+// RescueExpiredOperations takes up to max_rows active operations whose lease
+// has ended, oldest lease first, and returns each to pending (attempt + 1)
+// or, once it has had max_attempts attempts, fails it; last_error says
+// whose lease expired. The fencing token is raised, so the lost worker's
+// later moves change nothing. SKIP LOCKED lets every replica run it at once.
+// Served by deployment_operations_lease_expires_at_idx.
+func (q *Queries) RescueExpiredOperations(ctx context.Context, arg RescueExpiredOperationsParams) ([]DeploymentOperation, error) {
+	rows, err := q.db.Query(ctx, RescueExpiredOperations, arg.MaxAttempts, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DeploymentOperation
+	for rows.Next() {
+		var i DeploymentOperation
+		if err := rows.Scan(
+			&i.ID,
+			&i.DeploymentID,
+			&i.Target,
+			&i.State,
+			&i.Attempt,
+			&i.LastError,
+			&i.ClaimedBy,
+			&i.ClaimedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.LeaseToken,
+			&i.LeaseExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const StopDeploymentOperations = `-- name: StopDeploymentOperations :many
+WITH locked AS (
+    SELECT l.id FROM deployment_operations l
+    WHERE l.deployment_id = $1 AND l.state IN ('pending', 'running', 'waiting_for_cutover')
+    ORDER BY l.id
+    FOR UPDATE
+)
+UPDATE deployment_operations op
+SET state            = 'stopped',
+    lease_token      = op.lease_token + CASE WHEN op.state = 'pending' THEN 0 ELSE 1 END,
+    lease_expires_at = NULL,
+    finished_at      = GREATEST(now(), op.started_at),
+    updated_at       = now()
+FROM locked
+WHERE op.id = locked.id AND op.state IN ('pending', 'running', 'waiting_for_cutover')
+RETURNING op.id
+`
+
+// StopDeploymentOperations stops every pending, running and
+// waiting_for_cutover operation of a deployment in one statement (locking
+// them in ascending id order) and ends their leases; cutting_over
+// operations finish on their own. The deployment's counts and status follow
+// in the same statement.
+func (q *Queries) StopDeploymentOperations(ctx context.Context, deploymentID int64) ([]int64, error) {
+	rows, err := q.db.Query(ctx, StopDeploymentOperations, deploymentID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const TransitionOperation = `-- name: TransitionOperation :one
 UPDATE deployment_operations
-SET state       = $1::text,
-    attempt     = attempt + CASE WHEN state = 'failed' AND $1::text = 'pending' THEN 1 ELSE 0 END,
-    last_error  = CASE WHEN $1::text = 'failed' THEN $2::text ELSE last_error END,
-    claimed_by  = CASE WHEN $1::text = 'pending' THEN NULL ELSE claimed_by END,
-    claimed_at  = CASE WHEN $1::text = 'pending' THEN NULL ELSE claimed_at END,
-    started_at  = CASE WHEN $1::text = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
-    finished_at = CASE
-                    WHEN $1::text IN ('completed', 'failed', 'stopped', 'reverted') THEN GREATEST(now(), started_at)
-                    WHEN $1::text = 'pending' THEN NULL
-                    ELSE finished_at
-                  END,
-    updated_at  = now()
-WHERE id = $3
+SET state            = $1::text,
+    attempt          = attempt + CASE WHEN state = 'failed' AND $1::text = 'pending' THEN 1 ELSE 0 END,
+    last_error       = CASE WHEN $1::text = 'failed' THEN $2::text ELSE last_error END,
+    claimed_by       = CASE WHEN $1::text = 'pending' THEN NULL ELSE claimed_by END,
+    claimed_at       = CASE WHEN $1::text = 'pending' THEN NULL ELSE claimed_at END,
+    lease_token      = lease_token + CASE WHEN state = 'pending' AND $1::text = 'running' THEN 1 ELSE 0 END,
+    lease_expires_at = CASE
+                         WHEN $1::text NOT IN ('running', 'waiting_for_cutover', 'cutting_over') THEN NULL
+                         WHEN state = 'pending' THEN now() + $3::interval
+                         ELSE lease_expires_at
+                       END,
+    started_at       = CASE WHEN $1::text = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
+    finished_at      = CASE
+                         WHEN $1::text IN ('completed', 'failed', 'stopped', 'reverted') THEN GREATEST(now(), started_at)
+                         WHEN $1::text = 'pending' THEN NULL
+                         ELSE finished_at
+                       END,
+    updated_at       = now()
+WHERE deployment_operations.id = $4
+  AND ($5::bigint IS NULL OR lease_token = $5::bigint)
   AND (state, $1::text) IN (
         VALUES ('pending', 'running'),
                ('pending', 'stopped'),
@@ -364,23 +604,43 @@ WHERE id = $3
                ('completed', 'reverted'),
                ('failed', 'pending'),
                ('stopped', 'pending'))
-RETURNING id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at
+  AND ($1::text <> 'pending' OR NOT EXISTS (
+        SELECT 1 FROM deployments d
+        WHERE d.id = deployment_operations.deployment_id
+          AND (d.canceled_at IS NOT NULL OR EXISTS (
+                SELECT 1 FROM deployments n
+                WHERE n.app_id = d.app_id AND n.environment = d.environment
+                  AND (n.created_at, n.id) > (d.created_at, d.id)))))
+RETURNING id, deployment_id, target, state, attempt, last_error, claimed_by, claimed_at, started_at, finished_at, created_at, updated_at, lease_token, lease_expires_at
 `
 
 type TransitionOperationParams struct {
 	NewState  string
 	LastError pgtype.Text
+	Lease     pgtype.Interval
 	ID        int64
+	Token     pgtype.Int8
 }
 
 // TransitionOperation moves an operation to new_state if, and only if, the
-// operation state machine allows it from the current state; it returns no
-// row otherwise. A retry (failed -> pending) adds one to attempt and keeps
-// last_error; moving back to pending releases the claim; started_at is set
-// once; finished_at is set on completed, failed, stopped and reverted and
-// cleared on pending.
+// operation state machine allows it from the current state and, when token
+// is given, the operation's lease_token still equals it (a fenced move of
+// the claiming worker); it returns no row otherwise. A retry (failed ->
+// pending) adds one to attempt and keeps last_error; moving back to pending
+// (retry, resume) is refused for a canceled deployment and for one that a
+// newer deployment of the same app and environment has superseded. Moving
+// to pending releases the claim; leaving the active states ends the lease;
+// started_at is set once; finished_at is set on completed, failed, stopped
+// and reverted and cleared on pending. The deployment's counts and status
+// follow in the same statement (schema_triggers.sql).
 func (q *Queries) TransitionOperation(ctx context.Context, arg TransitionOperationParams) (DeploymentOperation, error) {
-	row := q.db.QueryRow(ctx, TransitionOperation, arg.NewState, arg.LastError, arg.ID)
+	row := q.db.QueryRow(ctx, TransitionOperation,
+		arg.NewState,
+		arg.LastError,
+		arg.Lease,
+		arg.ID,
+		arg.Token,
+	)
 	var i DeploymentOperation
 	err := row.Scan(
 		&i.ID,
@@ -395,6 +655,8 @@ func (q *Queries) TransitionOperation(ctx context.Context, arg TransitionOperati
 		&i.FinishedAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.LeaseToken,
+		&i.LeaseExpiresAt,
 	)
 	return i, err
 }

@@ -13,33 +13,82 @@ import (
 )
 
 const CreateDeployment = `-- name: CreateDeployment :one
-INSERT INTO deployments (app_id, build_id, environment, idempotency_key)
-SELECT b.app_id, b.id, $1::text, $2::text
-FROM builds b
-WHERE b.id = $3 AND b.app_id = $4 AND b.status = 'succeeded'
-ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key
+WITH app AS (
+    SELECT a.id FROM apps a WHERE a.id = $1 FOR KEY SHARE
+), ins AS (
+    INSERT INTO deployments (app_id, build_id, environment, idempotency_key)
+    SELECT b.app_id, b.id, $2::text, $3::text
+    FROM builds b
+    JOIN app ON app.id = b.app_id
+    WHERE b.id = $4 AND b.app_id = $1 AND b.status = 'succeeded'
+    ON CONFLICT (app_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at
+), superseded AS (
+    UPDATE deployment_operations op
+    SET state       = 'stopped',
+        finished_at = GREATEST(now(), op.started_at),
+        updated_at  = now()
+    WHERE op.state = 'pending' AND op.id IN (
+        SELECT l.id FROM deployment_operations l
+        JOIN deployments d ON d.id = l.deployment_id
+        WHERE EXISTS (SELECT 1 FROM ins)
+          AND d.app_id = $1 AND d.environment = $2::text
+          AND d.status <> 'in_progress' AND d.ops_pending > 0 AND l.state = 'pending'
+        ORDER BY l.id
+        FOR UPDATE OF l)
+    RETURNING op.id
+)
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key,
+       ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at
+FROM ins
 `
 
 type CreateDeploymentParams struct {
+	AppID          int64
 	Environment    string
 	IdempotencyKey pgtype.Text
 	BuildID        int64
-	AppID          int64
+}
+
+type CreateDeploymentRow struct {
+	ID                   int64
+	AppID                int64
+	BuildID              int64
+	Environment          string
+	Status               string
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
+	StartedAt            pgtype.Timestamptz
+	FinishedAt           pgtype.Timestamptz
+	IdempotencyKey       pgtype.Text
+	OpsPending           int32
+	OpsRunning           int32
+	OpsWaitingForCutover int32
+	OpsCuttingOver       int32
+	OpsCompleted         int32
+	OpsFailed            int32
+	OpsStopped           int32
+	OpsReverted          int32
+	CanceledAt           pgtype.Timestamptz
 }
 
 // CreateDeployment inserts a pending deployment of a build, but only if the
 // build belongs to the app and has succeeded, and the idempotency key (if
 // any) is new for the app; otherwise it returns no row and the caller reads
-// the key's deployment or the build to say why.
-func (q *Queries) CreateDeployment(ctx context.Context, arg CreateDeploymentParams) (Deployment, error) {
+// the key's deployment or the build to say why. In the same statement it
+// stops the pending operations of every older deployment of the app and
+// environment that is not in progress: the new deployment supersedes them
+// (GitLab's "prevent outdated deployment jobs"). Lock order: the app row
+// (FOR KEY SHARE, before anything else), then those operations (ascending
+// id), then their deployments (the counting trigger).
+func (q *Queries) CreateDeployment(ctx context.Context, arg CreateDeploymentParams) (CreateDeploymentRow, error) {
 	row := q.db.QueryRow(ctx, CreateDeployment,
+		arg.AppID,
 		arg.Environment,
 		arg.IdempotencyKey,
 		arg.BuildID,
-		arg.AppID,
 	)
-	var i Deployment
+	var i CreateDeploymentRow
 	err := row.Scan(
 		&i.ID,
 		&i.AppID,
@@ -51,17 +100,34 @@ func (q *Queries) CreateDeployment(ctx context.Context, arg CreateDeploymentPara
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.IdempotencyKey,
+		&i.OpsPending,
+		&i.OpsRunning,
+		&i.OpsWaitingForCutover,
+		&i.OpsCuttingOver,
+		&i.OpsCompleted,
+		&i.OpsFailed,
+		&i.OpsStopped,
+		&i.OpsReverted,
+		&i.CanceledAt,
 	)
 	return i, err
 }
 
 const DeleteDeployment = `-- name: DeleteDeployment :execrows
+WITH locked AS (
+    SELECT o.id FROM deployment_operations o
+    WHERE o.deployment_id = $1
+    ORDER BY o.id
+    FOR UPDATE
+)
 DELETE FROM deployments
-WHERE id = $1
+WHERE deployments.id = $1 AND (SELECT count(*) FROM locked) >= 0
 `
 
-// DeleteDeployment deletes a deployment and returns the number deleted (0 or
-// 1).
+// DeleteDeployment deletes a deployment with its operations and returns the
+// number deleted (0 or 1). It locks the operations (ascending id) before
+// the deployment row, the lock order of every statement that touches both,
+// so it cannot deadlock with claims and moves of the same operations.
 func (q *Queries) DeleteDeployment(ctx context.Context, id int64) (int64, error) {
 	result, err := q.db.Exec(ctx, DeleteDeployment, id)
 	if err != nil {
@@ -71,7 +137,7 @@ func (q *Queries) DeleteDeployment(ctx context.Context, id int64) (int64, error)
 }
 
 const GetDeployment = `-- name: GetDeployment :one
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE id = $1
 `
 
@@ -90,12 +156,21 @@ func (q *Queries) GetDeployment(ctx context.Context, id int64) (Deployment, erro
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.IdempotencyKey,
+		&i.OpsPending,
+		&i.OpsRunning,
+		&i.OpsWaitingForCutover,
+		&i.OpsCuttingOver,
+		&i.OpsCompleted,
+		&i.OpsFailed,
+		&i.OpsStopped,
+		&i.OpsReverted,
+		&i.CanceledAt,
 	)
 	return i, err
 }
 
 const GetDeploymentByIdempotencyKey = `-- name: GetDeploymentByIdempotencyKey :one
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1 AND idempotency_key = $2
 `
 
@@ -121,12 +196,44 @@ func (q *Queries) GetDeploymentByIdempotencyKey(ctx context.Context, arg GetDepl
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.IdempotencyKey,
+		&i.OpsPending,
+		&i.OpsRunning,
+		&i.OpsWaitingForCutover,
+		&i.OpsCuttingOver,
+		&i.OpsCompleted,
+		&i.OpsFailed,
+		&i.OpsStopped,
+		&i.OpsReverted,
+		&i.CanceledAt,
 	)
 	return i, err
 }
 
+const GetDeploymentResumeBlock = `-- name: GetDeploymentResumeBlock :one
+SELECT d.canceled_at IS NOT NULL AS canceled,
+       COALESCE((SELECT max(n.id) FROM deployments n
+                 WHERE n.app_id = d.app_id AND n.environment = d.environment AND n.id > d.id), 0)::bigint AS newer_id
+FROM deployments d
+WHERE d.id = $1
+`
+
+type GetDeploymentResumeBlockRow struct {
+	Canceled interface{}
+	NewerID  int64
+}
+
+// GetDeploymentResumeBlock says why a deployment's operations may not go back
+// to pending: it was canceled, or a newer deployment of the same app and
+// environment exists (the id of the newest, or 0).
+func (q *Queries) GetDeploymentResumeBlock(ctx context.Context, id int64) (GetDeploymentResumeBlockRow, error) {
+	row := q.db.QueryRow(ctx, GetDeploymentResumeBlock, id)
+	var i GetDeploymentResumeBlockRow
+	err := row.Scan(&i.Canceled, &i.NewerID)
+	return i, err
+}
+
 const GetDeploymentWithBuild = `-- name: GetDeploymentWithBuild :one
-SELECT deployments.id, deployments.app_id, deployments.build_id, deployments.environment, deployments.status, deployments.created_at, deployments.updated_at, deployments.started_at, deployments.finished_at, deployments.idempotency_key, builds.id, builds.app_id, builds.source_version, builds.status, builds.created_at, builds.updated_at, builds.started_at, builds.finished_at, builds.idempotency_key
+SELECT deployments.id, deployments.app_id, deployments.build_id, deployments.environment, deployments.status, deployments.created_at, deployments.updated_at, deployments.started_at, deployments.finished_at, deployments.idempotency_key, deployments.ops_pending, deployments.ops_running, deployments.ops_waiting_for_cutover, deployments.ops_cutting_over, deployments.ops_completed, deployments.ops_failed, deployments.ops_stopped, deployments.ops_reverted, deployments.canceled_at, builds.id, builds.app_id, builds.source_version, builds.status, builds.created_at, builds.updated_at, builds.started_at, builds.finished_at, builds.idempotency_key
 FROM deployments
 JOIN builds ON builds.id = deployments.build_id AND builds.app_id = deployments.app_id
 WHERE deployments.id = $1
@@ -153,6 +260,15 @@ func (q *Queries) GetDeploymentWithBuild(ctx context.Context, id int64) (GetDepl
 		&i.Deployment.StartedAt,
 		&i.Deployment.FinishedAt,
 		&i.Deployment.IdempotencyKey,
+		&i.Deployment.OpsPending,
+		&i.Deployment.OpsRunning,
+		&i.Deployment.OpsWaitingForCutover,
+		&i.Deployment.OpsCuttingOver,
+		&i.Deployment.OpsCompleted,
+		&i.Deployment.OpsFailed,
+		&i.Deployment.OpsStopped,
+		&i.Deployment.OpsReverted,
+		&i.Deployment.CanceledAt,
 		&i.Build.ID,
 		&i.Build.AppID,
 		&i.Build.SourceVersion,
@@ -167,7 +283,7 @@ func (q *Queries) GetDeploymentWithBuild(ctx context.Context, id int64) (GetDepl
 }
 
 const GetLatestDeployment = `-- name: GetLatestDeployment :one
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1 AND environment = $2
 ORDER BY created_at DESC, id DESC
 LIMIT 1
@@ -195,12 +311,21 @@ func (q *Queries) GetLatestDeployment(ctx context.Context, arg GetLatestDeployme
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.IdempotencyKey,
+		&i.OpsPending,
+		&i.OpsRunning,
+		&i.OpsWaitingForCutover,
+		&i.OpsCuttingOver,
+		&i.OpsCompleted,
+		&i.OpsFailed,
+		&i.OpsStopped,
+		&i.OpsReverted,
+		&i.CanceledAt,
 	)
 	return i, err
 }
 
 const ListAppDeploymentsPaged = `-- name: ListAppDeploymentsPaged :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1
   AND (created_at, id) < ($2::timestamptz, $3::bigint)
 ORDER BY created_at DESC, id DESC
@@ -241,6 +366,15 @@ func (q *Queries) ListAppDeploymentsPaged(ctx context.Context, arg ListAppDeploy
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -253,7 +387,7 @@ func (q *Queries) ListAppDeploymentsPaged(ctx context.Context, arg ListAppDeploy
 }
 
 const ListAppDeploymentsPagedAsc = `-- name: ListAppDeploymentsPagedAsc :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1
   AND (created_at, id) > ($2::timestamptz, $3::bigint)
 ORDER BY created_at ASC, id ASC
@@ -295,6 +429,15 @@ func (q *Queries) ListAppDeploymentsPagedAsc(ctx context.Context, arg ListAppDep
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -307,7 +450,7 @@ func (q *Queries) ListAppDeploymentsPagedAsc(ctx context.Context, arg ListAppDep
 }
 
 const ListEnvironmentDeploymentsPaged = `-- name: ListEnvironmentDeploymentsPaged :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1 AND environment = $2
   AND (created_at, id) < ($3::timestamptz, $4::bigint)
 ORDER BY created_at DESC, id DESC
@@ -351,6 +494,15 @@ func (q *Queries) ListEnvironmentDeploymentsPaged(ctx context.Context, arg ListE
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -363,7 +515,7 @@ func (q *Queries) ListEnvironmentDeploymentsPaged(ctx context.Context, arg ListE
 }
 
 const ListEnvironmentDeploymentsPagedAsc = `-- name: ListEnvironmentDeploymentsPagedAsc :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1 AND environment = $2
   AND (created_at, id) > ($3::timestamptz, $4::bigint)
 ORDER BY created_at ASC, id ASC
@@ -406,6 +558,15 @@ func (q *Queries) ListEnvironmentDeploymentsPagedAsc(ctx context.Context, arg Li
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -418,7 +579,7 @@ func (q *Queries) ListEnvironmentDeploymentsPagedAsc(ctx context.Context, arg Li
 }
 
 const ListFinishedDeploymentsPaged = `-- name: ListFinishedDeploymentsPaged :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1 AND status = $2
   AND finished_at >= $3::timestamptz AND finished_at < $4::timestamptz
   AND (finished_at, id) < ($5::timestamptz, $6::bigint)
@@ -468,6 +629,15 @@ func (q *Queries) ListFinishedDeploymentsPaged(ctx context.Context, arg ListFini
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -480,7 +650,7 @@ func (q *Queries) ListFinishedDeploymentsPaged(ctx context.Context, arg ListFini
 }
 
 const ListFinishedDeploymentsPagedAsc = `-- name: ListFinishedDeploymentsPagedAsc :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1 AND status = $2
   AND finished_at >= $3::timestamptz AND finished_at < $4::timestamptz
   AND (finished_at, id) > ($5::timestamptz, $6::bigint)
@@ -528,6 +698,15 @@ func (q *Queries) ListFinishedDeploymentsPagedAsc(ctx context.Context, arg ListF
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -540,7 +719,7 @@ func (q *Queries) ListFinishedDeploymentsPagedAsc(ctx context.Context, arg ListF
 }
 
 const ListStatusDeploymentsPaged = `-- name: ListStatusDeploymentsPaged :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1 AND status = $2
   AND (created_at, id) < ($3::timestamptz, $4::bigint)
 ORDER BY created_at DESC, id DESC
@@ -584,6 +763,15 @@ func (q *Queries) ListStatusDeploymentsPaged(ctx context.Context, arg ListStatus
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -596,7 +784,7 @@ func (q *Queries) ListStatusDeploymentsPaged(ctx context.Context, arg ListStatus
 }
 
 const ListStatusDeploymentsPagedAsc = `-- name: ListStatusDeploymentsPagedAsc :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1 AND status = $2
   AND (created_at, id) > ($3::timestamptz, $4::bigint)
 ORDER BY created_at ASC, id ASC
@@ -638,6 +826,15 @@ func (q *Queries) ListStatusDeploymentsPagedAsc(ctx context.Context, arg ListSta
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -650,7 +847,7 @@ func (q *Queries) ListStatusDeploymentsPagedAsc(ctx context.Context, arg ListSta
 }
 
 const ListSuccessfulDeployments = `-- name: ListSuccessfulDeployments :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1 AND status = 'deployed'
 ORDER BY finished_at DESC, id DESC
 LIMIT $2
@@ -684,6 +881,15 @@ func (q *Queries) ListSuccessfulDeployments(ctx context.Context, arg ListSuccess
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -696,7 +902,7 @@ func (q *Queries) ListSuccessfulDeployments(ctx context.Context, arg ListSuccess
 }
 
 const ListUpdatedDeploymentsPaged = `-- name: ListUpdatedDeploymentsPaged :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1
   AND updated_at >= $2::timestamptz AND updated_at < $3::timestamptz
   AND (updated_at, id) < ($4::timestamptz, $5::bigint)
@@ -743,6 +949,15 @@ func (q *Queries) ListUpdatedDeploymentsPaged(ctx context.Context, arg ListUpdat
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -755,7 +970,7 @@ func (q *Queries) ListUpdatedDeploymentsPaged(ctx context.Context, arg ListUpdat
 }
 
 const ListUpdatedDeploymentsPagedAsc = `-- name: ListUpdatedDeploymentsPagedAsc :many
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
+SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at FROM deployments
 WHERE app_id = $1
   AND updated_at >= $2::timestamptz AND updated_at < $3::timestamptz
   AND (updated_at, id) > ($4::timestamptz, $5::bigint)
@@ -801,6 +1016,15 @@ func (q *Queries) ListUpdatedDeploymentsPagedAsc(ctx context.Context, arg ListUp
 			&i.StartedAt,
 			&i.FinishedAt,
 			&i.IdempotencyKey,
+			&i.OpsPending,
+			&i.OpsRunning,
+			&i.OpsWaitingForCutover,
+			&i.OpsCuttingOver,
+			&i.OpsCompleted,
+			&i.OpsFailed,
+			&i.OpsStopped,
+			&i.OpsReverted,
+			&i.CanceledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -812,58 +1036,19 @@ func (q *Queries) ListUpdatedDeploymentsPagedAsc(ctx context.Context, arg ListUp
 	return items, nil
 }
 
-const LockDeployment = `-- name: LockDeployment :one
-SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key FROM deployments
-WHERE id = $1
-FOR NO KEY UPDATE
-`
-
-// LockDeployment reads a deployment and locks it until the transaction ends,
-// so that its derived status is recomputed by one transaction at a time.
-func (q *Queries) LockDeployment(ctx context.Context, id int64) (Deployment, error) {
-	row := q.db.QueryRow(ctx, LockDeployment, id)
-	var i Deployment
-	err := row.Scan(
-		&i.ID,
-		&i.AppID,
-		&i.BuildID,
-		&i.Environment,
-		&i.Status,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.StartedAt,
-		&i.FinishedAt,
-		&i.IdempotencyKey,
-	)
-	return i, err
-}
-
-const SetDerivedDeploymentStatus = `-- name: SetDerivedDeploymentStatus :one
+const SetDeploymentCanceled = `-- name: SetDeploymentCanceled :one
 UPDATE deployments
-SET status      = $1,
-    started_at  = $2,
-    finished_at = $3,
+SET canceled_at = COALESCE(canceled_at, now()),
     updated_at  = now()
-WHERE id = $4
-RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key
+WHERE id = $1
+RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at
 `
 
-type SetDerivedDeploymentStatusParams struct {
-	Status     string
-	StartedAt  pgtype.Timestamptz
-	FinishedAt pgtype.Timestamptz
-	ID         int64
-}
-
-// SetDerivedDeploymentStatus stores the status and timestamps derived from a
-// deployment's operations (see DeriveDeploymentStatus).
-func (q *Queries) SetDerivedDeploymentStatus(ctx context.Context, arg SetDerivedDeploymentStatusParams) (Deployment, error) {
-	row := q.db.QueryRow(ctx, SetDerivedDeploymentStatus,
-		arg.Status,
-		arg.StartedAt,
-		arg.FinishedAt,
-		arg.ID,
-	)
+// SetDeploymentCanceled makes a deployment's rollout final (CancelDeployment):
+// no resume or retry after it. Run after its operations were stopped, in the
+// same transaction.
+func (q *Queries) SetDeploymentCanceled(ctx context.Context, id int64) (Deployment, error) {
+	row := q.db.QueryRow(ctx, SetDeploymentCanceled, id)
 	var i Deployment
 	err := row.Scan(
 		&i.ID,
@@ -876,6 +1061,15 @@ func (q *Queries) SetDerivedDeploymentStatus(ctx context.Context, arg SetDerived
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.IdempotencyKey,
+		&i.OpsPending,
+		&i.OpsRunning,
+		&i.OpsWaitingForCutover,
+		&i.OpsCuttingOver,
+		&i.OpsCompleted,
+		&i.OpsFailed,
+		&i.OpsStopped,
+		&i.OpsReverted,
+		&i.CanceledAt,
 	)
 	return i, err
 }
@@ -893,8 +1087,9 @@ WHERE deployments.id = $2
                ('in_progress', 'deployed'),
                ('in_progress', 'failed'),
                ('in_progress', 'canceled'))
-  AND NOT EXISTS (SELECT 1 FROM deployment_operations o WHERE o.deployment_id = deployments.id)
-RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key
+  AND ops_pending + ops_running + ops_waiting_for_cutover + ops_cutting_over
+    + ops_completed + ops_failed + ops_stopped + ops_reverted = 0
+RETURNING id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key, ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted, canceled_at
 `
 
 type UpdateDeploymentStatusParams struct {
@@ -922,6 +1117,15 @@ func (q *Queries) UpdateDeploymentStatus(ctx context.Context, arg UpdateDeployme
 		&i.StartedAt,
 		&i.FinishedAt,
 		&i.IdempotencyKey,
+		&i.OpsPending,
+		&i.OpsRunning,
+		&i.OpsWaitingForCutover,
+		&i.OpsCuttingOver,
+		&i.OpsCompleted,
+		&i.OpsFailed,
+		&i.OpsStopped,
+		&i.OpsReverted,
+		&i.CanceledAt,
 	)
 	return i, err
 }

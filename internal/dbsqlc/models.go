@@ -48,6 +48,24 @@ type Deployment struct {
 	FinishedAt  pgtype.Timestamptz
 	// Caller-chosen key of the CreateDeployment call that made the deployment; unique per app.
 	IdempotencyKey pgtype.Text
+	// How many of the deployment's operations are pending; kept by the deployment_operations triggers.
+	OpsPending int32
+	// How many of the deployment's operations are running; kept by the deployment_operations triggers.
+	OpsRunning int32
+	// How many of the deployment's operations are waiting_for_cutover; kept by the deployment_operations triggers.
+	OpsWaitingForCutover int32
+	// How many of the deployment's operations are cutting_over; kept by the deployment_operations triggers.
+	OpsCuttingOver int32
+	// How many of the deployment's operations are completed; kept by the deployment_operations triggers.
+	OpsCompleted int32
+	// How many of the deployment's operations are failed; kept by the deployment_operations triggers.
+	OpsFailed int32
+	// How many of the deployment's operations are stopped; kept by the deployment_operations triggers.
+	OpsStopped int32
+	// How many of the deployment's operations are reverted; kept by the deployment_operations triggers.
+	OpsReverted int32
+	// When CancelDeployment made the rollout final: no resume or retry after it.
+	CanceledAt pgtype.Timestamptz
 }
 
 // The rollout of one deployment to one target (cluster, region).
@@ -68,4 +86,8 @@ type DeploymentOperation struct {
 	FinishedAt pgtype.Timestamptz
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+	// Fencing token: raised by every claim and rescue; a worker's moves carry the token of its claim.
+	LeaseToken int64
+	// When the claiming worker's lease ends unless a heartbeat extends it; NULL unless the operation is active.
+	LeaseExpiresAt pgtype.Timestamptz
 }

@@ -1,0 +1,250 @@
+-- Modify "deployment_operations" table
+ALTER TABLE "deployment_operations" ADD CONSTRAINT "deployment_operations_lease_only_active" CHECK ((lease_expires_at IS NULL) OR (state = ANY (ARRAY['running'::text, 'waiting_for_cutover'::text, 'cutting_over'::text]))), ADD CONSTRAINT "deployment_operations_lease_token_nonnegative" CHECK (lease_token >= 0), ADD COLUMN "lease_token" bigint NOT NULL DEFAULT 0, ADD COLUMN "lease_expires_at" timestamptz NULL;
+-- Create index "deployment_operations_lease_expires_at_idx" to table: "deployment_operations"
+CREATE INDEX "deployment_operations_lease_expires_at_idx" ON "deployment_operations" ("lease_expires_at") WHERE (lease_expires_at IS NOT NULL);
+-- Set comment to column: "lease_token" on table: "deployment_operations"
+COMMENT ON COLUMN "deployment_operations" ."lease_token" IS 'Fencing token: raised by every claim and rescue; a worker''s moves carry the token of its claim.';
+-- Set comment to column: "lease_expires_at" on table: "deployment_operations"
+COMMENT ON COLUMN "deployment_operations" ."lease_expires_at" IS 'When the claiming worker''s lease ends unless a heartbeat extends it; NULL unless the operation is active.';
+-- Modify "deployments" table
+ALTER TABLE "deployments" ADD CONSTRAINT "deployments_operation_counts_nonnegative" CHECK (LEAST(ops_pending, ops_running, ops_waiting_for_cutover, ops_cutting_over, ops_completed, ops_failed, ops_stopped, ops_reverted) >= 0), ADD COLUMN "ops_pending" integer NOT NULL DEFAULT 0, ADD COLUMN "ops_running" integer NOT NULL DEFAULT 0, ADD COLUMN "ops_waiting_for_cutover" integer NOT NULL DEFAULT 0, ADD COLUMN "ops_cutting_over" integer NOT NULL DEFAULT 0, ADD COLUMN "ops_completed" integer NOT NULL DEFAULT 0, ADD COLUMN "ops_failed" integer NOT NULL DEFAULT 0, ADD COLUMN "ops_stopped" integer NOT NULL DEFAULT 0, ADD COLUMN "ops_reverted" integer NOT NULL DEFAULT 0, ADD COLUMN "canceled_at" timestamptz NULL;
+-- Set comment to column: "ops_pending" on table: "deployments"
+COMMENT ON COLUMN "deployments" ."ops_pending" IS 'How many of the deployment''s operations are pending; kept by the deployment_operations triggers.';
+-- Set comment to column: "ops_running" on table: "deployments"
+COMMENT ON COLUMN "deployments" ."ops_running" IS 'How many of the deployment''s operations are running; kept by the deployment_operations triggers.';
+-- Set comment to column: "ops_waiting_for_cutover" on table: "deployments"
+COMMENT ON COLUMN "deployments" ."ops_waiting_for_cutover" IS 'How many of the deployment''s operations are waiting_for_cutover; kept by the deployment_operations triggers.';
+-- Set comment to column: "ops_cutting_over" on table: "deployments"
+COMMENT ON COLUMN "deployments" ."ops_cutting_over" IS 'How many of the deployment''s operations are cutting_over; kept by the deployment_operations triggers.';
+-- Set comment to column: "ops_completed" on table: "deployments"
+COMMENT ON COLUMN "deployments" ."ops_completed" IS 'How many of the deployment''s operations are completed; kept by the deployment_operations triggers.';
+-- Set comment to column: "ops_failed" on table: "deployments"
+COMMENT ON COLUMN "deployments" ."ops_failed" IS 'How many of the deployment''s operations are failed; kept by the deployment_operations triggers.';
+-- Set comment to column: "ops_stopped" on table: "deployments"
+COMMENT ON COLUMN "deployments" ."ops_stopped" IS 'How many of the deployment''s operations are stopped; kept by the deployment_operations triggers.';
+-- Set comment to column: "ops_reverted" on table: "deployments"
+COMMENT ON COLUMN "deployments" ."ops_reverted" IS 'How many of the deployment''s operations are reverted; kept by the deployment_operations triggers.';
+-- Set comment to column: "canceled_at" on table: "deployments"
+COMMENT ON COLUMN "deployments" ."canceled_at" IS 'When CancelDeployment made the rollout final: no resume or retry after it.';
+
+-- deploydb:triggers sha256=0f746f411368fb4d7bf87c923e08bdadd9234c5093aa9f2b18c4e1b80d0fc43b
+-- Functions and triggers of the deploydb schema: the part schema.hcl cannot
+-- express. This file is the only place they are edited; it is idempotent,
+-- and `make migration` carries the whole file into a new migration whenever
+-- it changes (`make check` fails while it is not carried).
+--
+-- What the triggers keep, whoever writes (the service or a raw query of the
+-- app role):
+--   * deployments.ops_<state> hold how many of the deployment's operations
+--     are in each state, changed by the same statement that moves, inserts or
+--     deletes operations;
+--   * the status of a deployment that has operations is derived from those
+--     counts (deploydb_derive_deployment below is the rule, in one place),
+--     with its started_at and finished_at;
+--   * NOTIFY deploydb_operations tells waiting workers that work may be
+--     claimable: the target's name when operations on it became pending, '*'
+--     when anything anywhere may have become claimable.
+--
+-- Lock order: a statement that changes operations has locked those operation
+-- rows before the trigger locks their deployments, one at a time in
+-- ascending id order. Every statement of the service follows the same order
+-- (app row, then operations by ascending id, then deployments by ascending
+-- id), so they cannot deadlock with each other.
+
+-- deploydb_count_operations runs once per statement that inserts, updates or
+-- deletes operations and adds what the statement changed to the per-state
+-- counts of the deployments concerned. On UPDATE only the rows whose state
+-- (or deployment) changed count, so a heartbeat touches no deployment.
+CREATE OR REPLACE FUNCTION deploydb_count_operations() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    r           record;
+    dep_ids     bigint[];
+    dep_states  text[];
+    dep_deltas  integer[];
+    woken       text[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(n.deployment_id), array_agg(n.state), array_agg(1)
+        INTO dep_ids, dep_states, dep_deltas
+        FROM new_ops n;
+        SELECT array_agg(DISTINCT n.target) INTO woken FROM new_ops n WHERE n.state = 'pending';
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(o.deployment_id), array_agg(o.state), array_agg(-1)
+        INTO dep_ids, dep_states, dep_deltas
+        FROM old_ops o;
+    ELSE
+        SELECT array_agg(c.deployment_id), array_agg(c.state), array_agg(c.d)
+        INTO dep_ids, dep_states, dep_deltas
+        FROM old_ops o
+        JOIN new_ops n ON n.id = o.id
+        CROSS JOIN LATERAL (VALUES (n.deployment_id, n.state, 1), (o.deployment_id, o.state, -1)) AS c(deployment_id, state, d)
+        WHERE o.state <> n.state OR o.deployment_id <> n.deployment_id;
+        SELECT array_agg(DISTINCT n.target) INTO woken
+        FROM old_ops o JOIN new_ops n ON n.id = o.id
+        WHERE n.state = 'pending' AND o.state <> 'pending';
+    END IF;
+    IF dep_ids IS NOT NULL THEN
+        FOR r IN
+            SELECT c.deployment_id,
+                   coalesce(sum(c.d) FILTER (WHERE c.state = 'pending'), 0)::integer             AS pending,
+                   coalesce(sum(c.d) FILTER (WHERE c.state = 'running'), 0)::integer             AS running,
+                   coalesce(sum(c.d) FILTER (WHERE c.state = 'waiting_for_cutover'), 0)::integer AS waiting_for_cutover,
+                   coalesce(sum(c.d) FILTER (WHERE c.state = 'cutting_over'), 0)::integer        AS cutting_over,
+                   coalesce(sum(c.d) FILTER (WHERE c.state = 'completed'), 0)::integer           AS completed,
+                   coalesce(sum(c.d) FILTER (WHERE c.state = 'failed'), 0)::integer              AS failed,
+                   coalesce(sum(c.d) FILTER (WHERE c.state = 'stopped'), 0)::integer             AS stopped,
+                   coalesce(sum(c.d) FILTER (WHERE c.state = 'reverted'), 0)::integer            AS reverted
+            FROM unnest(dep_ids, dep_states, dep_deltas) AS c(deployment_id, state, d)
+            GROUP BY c.deployment_id
+            ORDER BY c.deployment_id
+        LOOP
+            UPDATE deployments
+            SET ops_pending             = ops_pending + r.pending,
+                ops_running             = ops_running + r.running,
+                ops_waiting_for_cutover = ops_waiting_for_cutover + r.waiting_for_cutover,
+                ops_cutting_over        = ops_cutting_over + r.cutting_over,
+                ops_completed           = ops_completed + r.completed,
+                ops_failed              = ops_failed + r.failed,
+                ops_stopped             = ops_stopped + r.stopped,
+                ops_reverted            = ops_reverted + r.reverted,
+                updated_at              = now()
+            WHERE id = r.deployment_id;
+        END LOOP;
+    END IF;
+    IF cardinality(woken) > 64 THEN
+        PERFORM pg_notify('deploydb_operations', '*');
+    ELSIF cardinality(woken) > 0 THEN
+        PERFORM pg_notify('deploydb_operations', t) FROM unnest(woken) AS t;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER deployment_operations_count_insert
+    AFTER INSERT ON deployment_operations
+    REFERENCING NEW TABLE AS new_ops
+    FOR EACH STATEMENT EXECUTE FUNCTION deploydb_count_operations();
+
+CREATE OR REPLACE TRIGGER deployment_operations_count_update
+    AFTER UPDATE ON deployment_operations
+    REFERENCING OLD TABLE AS old_ops NEW TABLE AS new_ops
+    FOR EACH STATEMENT EXECUTE FUNCTION deploydb_count_operations();
+
+CREATE OR REPLACE TRIGGER deployment_operations_count_delete
+    AFTER DELETE ON deployment_operations
+    REFERENCING OLD TABLE AS old_ops
+    FOR EACH STATEMENT EXECUTE FUNCTION deploydb_count_operations();
+
+-- deploydb_derive_deployment runs before every insert or update of a
+-- deployment. It refuses counts that did not come from the operation
+-- triggers and, for a deployment with operations, sets the status from the
+-- counts. The first rule that applies wins:
+--
+--   any running, waiting_for_cutover or cutting_over -> in_progress
+--   any failed                                       -> failed
+--   all completed                                    -> deployed
+--   all pending                                      -> pending
+--   any stopped or reverted                          -> canceled
+--   otherwise (pending and completed only)           -> in_progress
+--
+-- started_at is set when the first operation has started; finished_at when
+-- the status is terminal (never before started_at), cleared otherwise.
+CREATE OR REPLACE FUNCTION deploydb_derive_deployment() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    total  integer;
+    active integer;
+    st     text;
+BEGIN
+    IF pg_trigger_depth() < 2
+       AND (NEW.ops_pending, NEW.ops_running, NEW.ops_waiting_for_cutover, NEW.ops_cutting_over,
+            NEW.ops_completed, NEW.ops_failed, NEW.ops_stopped, NEW.ops_reverted)
+           IS DISTINCT FROM
+           (CASE WHEN TG_OP = 'UPDATE' THEN (OLD.ops_pending, OLD.ops_running, OLD.ops_waiting_for_cutover, OLD.ops_cutting_over,
+                                             OLD.ops_completed, OLD.ops_failed, OLD.ops_stopped, OLD.ops_reverted)
+                 ELSE (0, 0, 0, 0, 0, 0, 0, 0) END)
+       AND NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER')
+    THEN
+        RAISE EXCEPTION 'the operation counts of deployment % are kept by the deployment_operations triggers', NEW.id
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'deployments_operation_counts_derived';
+    END IF;
+    total := NEW.ops_pending + NEW.ops_running + NEW.ops_waiting_for_cutover + NEW.ops_cutting_over
+           + NEW.ops_completed + NEW.ops_failed + NEW.ops_stopped + NEW.ops_reverted;
+    IF total = 0 THEN
+        RETURN NEW; -- no operations: the manual lifecycle of UpdateDeploymentStatus
+    END IF;
+    active := NEW.ops_running + NEW.ops_waiting_for_cutover + NEW.ops_cutting_over;
+    st := CASE
+            WHEN active > 0 THEN 'in_progress'
+            WHEN NEW.ops_failed > 0 THEN 'failed'
+            WHEN NEW.ops_completed = total THEN 'deployed'
+            WHEN NEW.ops_pending = total THEN 'pending'
+            WHEN NEW.ops_stopped + NEW.ops_reverted > 0 THEN 'canceled'
+            ELSE 'in_progress'
+          END;
+    IF TG_OP = 'UPDATE' AND pg_trigger_depth() < 2 AND NEW.status IS DISTINCT FROM OLD.status AND NEW.status <> st THEN
+        RAISE EXCEPTION 'the status of deployment % is derived from its operations (it is %)', NEW.id, st
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'deployments_status_derived';
+    END IF;
+    NEW.status := st;
+    IF NEW.started_at IS NULL
+       AND active + NEW.ops_completed + NEW.ops_failed + NEW.ops_reverted > 0 THEN
+        NEW.started_at := now();
+    END IF;
+    IF st IN ('deployed', 'failed', 'canceled') THEN
+        IF TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM st OR OLD.finished_at IS NULL THEN
+            NEW.finished_at := GREATEST(now(), NEW.started_at);
+        END IF;
+    ELSE
+        NEW.finished_at := NULL;
+    END IF;
+    IF TG_OP = 'UPDATE'
+       AND ((OLD.status = 'in_progress' AND st <> 'in_progress')
+            OR (OLD.ops_failed + OLD.ops_stopped > 0 AND NEW.ops_failed + NEW.ops_stopped = 0)) THEN
+        PERFORM pg_notify('deploydb_operations', '*');
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER deployments_derive
+    BEFORE INSERT OR UPDATE ON deployments
+    FOR EACH ROW EXECUTE FUNCTION deploydb_derive_deployment();
+
+-- Repair: recount every deployment whose counts differ from its operations
+-- (a no-op when the triggers have always been in place), and give active
+-- operations claimed before leases existed a lease, so the rescuer can
+-- return them if their worker is gone.
+UPDATE deployments d
+SET ops_pending             = c.pending,
+    ops_running             = c.running,
+    ops_waiting_for_cutover = c.waiting_for_cutover,
+    ops_cutting_over        = c.cutting_over,
+    ops_completed           = c.completed,
+    ops_failed              = c.failed,
+    ops_stopped             = c.stopped,
+    ops_reverted            = c.reverted
+FROM (
+    SELECT deployment_id,
+           count(*) FILTER (WHERE state = 'pending')::integer             AS pending,
+           count(*) FILTER (WHERE state = 'running')::integer             AS running,
+           count(*) FILTER (WHERE state = 'waiting_for_cutover')::integer AS waiting_for_cutover,
+           count(*) FILTER (WHERE state = 'cutting_over')::integer        AS cutting_over,
+           count(*) FILTER (WHERE state = 'completed')::integer           AS completed,
+           count(*) FILTER (WHERE state = 'failed')::integer              AS failed,
+           count(*) FILTER (WHERE state = 'stopped')::integer             AS stopped,
+           count(*) FILTER (WHERE state = 'reverted')::integer            AS reverted
+    FROM deployment_operations
+    GROUP BY deployment_id
+) c
+WHERE d.id = c.deployment_id
+  AND (d.ops_pending, d.ops_running, d.ops_waiting_for_cutover, d.ops_cutting_over,
+       d.ops_completed, d.ops_failed, d.ops_stopped, d.ops_reverted)
+      IS DISTINCT FROM
+      (c.pending, c.running, c.waiting_for_cutover, c.cutting_over,
+       c.completed, c.failed, c.stopped, c.reverted);
+
+UPDATE deployment_operations
+SET lease_expires_at = now() + interval '1 minute'
+WHERE state IN ('running', 'waiting_for_cutover', 'cutting_over') AND lease_expires_at IS NULL;
