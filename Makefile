@@ -17,6 +17,9 @@ DEVDB := $(GO) run ./internal/devdb --
 # merge base with main.
 REVIEW := $(GO) run ./internal/review/cmd/review
 BASE   ?=
+# Carries schema_triggers.sql (functions and triggers) into db/migrations
+# (internal/schematriggers).
+TRIGGERS := $(GO) run ./internal/schematriggers/cmd/schematriggers
 
 .PHONY: help
 help: ## List the targets.
@@ -73,9 +76,9 @@ generate: $(SQLC) ## Regenerate every derived file: internal/dbsqlc (sqlc) and d
 	$(REVIEW) erd
 
 .PHONY: migration
-migration: $(ATLAS) $(SQLC) ## Write a migration for the schema.hcl changes, then make generate: make migration NAME=add_x.
+migration: $(ATLAS) $(SQLC) ## Write a migration for the schema.hcl and schema_triggers.sql changes, then make generate: make migration NAME=add_x.
 	@test -n "$(NAME)" || { echo "usage: make migration NAME=short_description" >&2; exit 2; }
-	$(DEVDB) $(ATLAS) migrate diff --env local $(NAME)
+	$(TRIGGERS) carry -name $(NAME) -atlas $(ATLAS) -- $(DEVDB) $(ATLAS) migrate diff --env local $(NAME)
 	$(MAKE) --no-print-directory generate
 
 .PHONY: build
@@ -98,6 +101,7 @@ check: $(SQLC) $(ATLAS) $(ACTIONLINT) ## Fail on anything stale or unclean, nami
 	@echo "== docs/schema.md matches db/migrations"; $(REVIEW) erd -check
 	@echo "== atlas migrate validate (atlas.sum)"; $(ATLAS) migrate validate --dir file://db/migrations || \
 		{ echo "db/migrations does not match atlas.sum: run make migration-hash after an allowed edit" >&2; exit 1; }
+	@echo "== schema_triggers.sql matches db/migrations"; $(TRIGGERS) check
 	@echo "== schema.hcl matches db/migrations"; $(DEVDB) ./scripts/check-schema-drift.sh $(ATLAS)
 
 .PHONY: lint-workflows

@@ -6,7 +6,9 @@
 //  1. Schema changes: the migrations at the base and in the working tree
 //     are replayed on scratch databases, both schemas inspected with the
 //     Atlas library, and their difference said in words, with the SQL of
-//     every new migration file.
+//     every new migration file. Functions and triggers are outside the
+//     inspection: the report names the new files that carry
+//     schema_triggers.sql (internal/schematriggers), where they are edited.
 //  2. Lint: `atlas migrate lint` (the pinned v0.12 CLI, analyzers from the
 //     lint block of atlas.hcl) on the new files, and deploydb's own rules
 //     (Rules), checked on a replay of every new statement against a copy of
@@ -17,7 +19,9 @@
 //     control, a timeout switched off) fail the review under the rules
 //     transaction_control and timeout_off, which no allow line accepts.
 //  3. Drift: schema.hcl re-diffs to no new migration, atlas.sum is valid,
-//     internal/dbsqlc is what sqlc generates (sqlc diff), docs/schema.md is current.
+//     the newest migration carrying schema_triggers.sql holds it as it is
+//     (internal/schematriggers), internal/dbsqlc is what sqlc generates
+//     (sqlc diff), docs/schema.md is current.
 //  4. Query plans: every query of queries/ under EXPLAIN (ANALYZE, BUFFERS)
 //     with representative parameters (params.go) on a deterministic seeded
 //     data set (seed.go); sequential scans of the big tables, sorts of more

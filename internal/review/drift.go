@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/deploydb/deploydb/internal/schematriggers"
 )
 
 // Check is one drift check of section 3.
@@ -105,6 +107,26 @@ func checkAtlasSum(ctx context.Context, atlas, repo, dir string) Check {
 		return c
 	}
 	c.OK = true
+	return c
+}
+
+// checkTriggers checks that the newest migration carrying
+// schema_triggers.sql holds the file as it is (internal/schematriggers, the
+// check make check runs).
+func checkTriggers(repo, dir string) Check {
+	c := Check{Name: schematriggers.FileName + " ⇔ " + dir + " (the newest migration carrying it holds it as it is)",
+		Fix: "run `make migration NAME=<what changed>` and commit the new file."}
+	st, err := schematriggers.Carrier{Root: repo, Dir: dir}.Status()
+	switch {
+	case err != nil:
+		c.Detail = err.Error()
+	case !st.Exists && st.Newest == nil:
+		c.Skipped = "no " + schematriggers.FileName
+	case !st.Current():
+		c.Detail = st.Problem
+	default:
+		c.OK = true
+	}
 	return c
 }
 

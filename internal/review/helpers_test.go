@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deploydb/deploydb/internal/pgtest"
+	"github.com/deploydb/deploydb/internal/schematriggers"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -108,6 +109,9 @@ func newRepo(t *testing.T, audit bool) string {
 	root := projectRoot(t)
 	for _, f := range []string{"atlas.hcl", "schema.hcl", "sqlc.yaml", ERDPath} {
 		copyFile(t, filepath.Join(root, f), filepath.Join(dir, f))
+	}
+	if _, err := os.Stat(filepath.Join(root, schematriggers.FileName)); err == nil {
+		copyFile(t, filepath.Join(root, schematriggers.FileName), filepath.Join(dir, schematriggers.FileName))
 	}
 	copyGlob(t, filepath.Join(root, "db", "migrations"), "*.sql", filepath.Join(dir, "db", "migrations"))
 	if audit {

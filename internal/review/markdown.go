@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/deploydb/deploydb/internal/schematriggers"
 )
 
 // Marker is the first line of every report; the PR-comment script finds
@@ -143,8 +145,12 @@ func (r *Report) Markdown() string {
 }
 
 func changeSummary(r *Report) string {
+	carried := ""
+	if len(r.triggerCarriers()) > 0 {
+		carried = ", " + schematriggers.FileName + " carried"
+	}
 	if len(r.Changes) == 0 {
-		return "no schema change"
+		return "no schema change" + carried
 	}
 	n := 0
 	for _, c := range r.Changes {
@@ -152,7 +158,19 @@ func changeSummary(r *Report) string {
 			n++
 		}
 	}
-	return plural(n, "change", "changes")
+	return plural(n, "change", "changes") + carried
+}
+
+// triggerCarriers returns the new migration files that carry
+// schema_triggers.sql.
+func (r *Report) triggerCarriers() []*migrationFile {
+	var out []*migrationFile
+	for _, f := range r.NewFiles {
+		if f.Triggers != nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // findingLine renders one finding as a Markdown list item body.
@@ -202,11 +220,19 @@ func (r *Report) writeChanges(b *strings.Builder) {
 		w("No new migration files.\n\n")
 		return
 	}
+	for _, f := range r.triggerCarriers() {
+		w("`%s/%s` carries %s (sha256 %s, marker on line %d): the functions and triggers it creates are "+
+			"outside the comparison above; their SQL is in the file below.\n\n", r.Dir, f.Name, schematriggers.FileName,
+			f.Triggers.Short(), f.Triggers.Line)
+	}
 	w("New migration files:\n\n")
 	for _, f := range r.NewFiles {
 		mode := "one transaction"
 		if f.NoTx {
 			mode = "no transaction (`atlas:txmode none`)"
+		}
+		if f.Triggers != nil {
+			mode += ", carries " + schematriggers.FileName + " (sha256 " + f.Triggers.Short() + ")"
 		}
 		w("<details><summary><code>%s/%s</code>: %s, %s</summary>\n\n", r.Dir, f.Name,
 			plural(len(f.Stmts), "statement", "statements"), mode)

@@ -14,6 +14,8 @@ import (
 	"ariga.io/atlas/sql/schema"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the Atlas inspector
+
+	"github.com/deploydb/deploydb/internal/schematriggers"
 )
 
 // Server is where the review creates its scratch databases.
@@ -52,6 +54,9 @@ type migrationFile struct {
 	NoTx   bool     // -- atlas:txmode none
 	Allows []allow  // -- deploydb:allow lines
 	Bad    []string // malformed directives
+	// Triggers is the copy of schema_triggers.sql the file carries, nil
+	// for none (or a malformed marker, which the drift check reports).
+	Triggers *schematriggers.Carried
 }
 
 func parseMigration(f sourceFile) (*migrationFile, error) {
@@ -64,6 +69,7 @@ func parseMigration(f sourceFile) (*migrationFile, error) {
 	mode := lf.Directive("txmode")
 	m.NoTx = len(mode) == 1 && mode[0] == "none"
 	m.Allows, m.Bad = parseAllows(string(f.Data))
+	m.Triggers, _ = schematriggers.Parse(f.Name, f.Data)
 	return m, nil
 }
 

@@ -488,6 +488,7 @@ func (rv *reviewer) drift(ctx context.Context) {
 		drop()
 	}
 	checks = append(checks, checkAtlasSum(ctx, o.Atlas, o.Repo, o.Dir))
+	checks = append(checks, checkTriggers(o.Repo, o.Dir))
 	checks = append(checks, checkSqlc(ctx, o.Sqlc, o.Repo))
 	if rv.headSchema != nil {
 		checks = append(checks, checkERD(o.Repo, SchemaDoc(rv.headSchema)))
