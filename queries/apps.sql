@@ -26,7 +26,8 @@ LIMIT @page_size;
 -- name: DeleteApp :execrows
 -- DeleteApp deletes an app with its builds and deployments (ON DELETE
 -- CASCADE) and returns the number of apps deleted (0 or 1). It locks the app
--- row, then the operations of its deployments (ascending id), before the
+-- row, then the operations of its deployments ((deployment_id, target)
+-- order), before the
 -- cascade reaches the deployments: the lock order of every statement, so it
 -- cannot deadlock with rollouts of the app.
 WITH app AS (
@@ -35,7 +36,7 @@ WITH app AS (
     SELECT o.id FROM deployment_operations o
     JOIN deployments d ON d.id = o.deployment_id
     WHERE d.app_id = @id
-    ORDER BY o.id
+    ORDER BY o.deployment_id, o.target
     FOR UPDATE OF o
 )
 DELETE FROM apps

@@ -164,7 +164,7 @@ RETURNING *;
 
 -- name: RescueExpiredOperations :many
 -- RescueExpiredOperations takes up to max_rows active operations whose lease
--- has ended, oldest lease first, and returns each to pending (attempt + 1)
+-- has ended, earliest expiry first, and returns each to pending (attempt + 1)
 -- or, once it has had max_attempts attempts, fails it; last_error says
 -- whose lease expired. The fencing token is raised, so the lost worker's
 -- later moves change nothing. SKIP LOCKED lets every replica run it at once.
@@ -172,7 +172,7 @@ RETURNING *;
 WITH expired AS (
     SELECT e.id FROM deployment_operations e
     WHERE e.lease_expires_at < now()
-    ORDER BY e.id
+    ORDER BY e.lease_expires_at
     LIMIT @max_rows
     FOR UPDATE SKIP LOCKED
 )
@@ -194,13 +194,13 @@ RETURNING op.*;
 -- name: StopDeploymentOperations :many
 -- StopDeploymentOperations stops every pending, running and
 -- waiting_for_cutover operation of a deployment in one statement (locking
--- them in ascending id order) and ends their leases; cutting_over
+-- them in target order) and ends their leases; cutting_over
 -- operations finish on their own. The deployment's counts and status follow
 -- in the same statement.
 WITH locked AS (
     SELECT l.id FROM deployment_operations l
     WHERE l.deployment_id = @deployment_id AND l.state IN ('pending', 'running', 'waiting_for_cutover')
-    ORDER BY l.id
+    ORDER BY l.target
     FOR UPDATE
 )
 UPDATE deployment_operations op
@@ -221,7 +221,7 @@ RETURNING op.id;
 WITH locked AS (
     SELECT l.id FROM deployment_operations l
     WHERE l.deployment_id = @deployment_id AND l.state = @from_state::text
-    ORDER BY l.id
+    ORDER BY l.target
     FOR UPDATE
 )
 UPDATE deployment_operations op
@@ -244,11 +244,11 @@ RETURNING op.id;
 
 -- name: DeleteDeploymentOperations :execrows
 -- DeleteDeploymentOperations deletes every operation of a deployment
--- (locked in ascending id order first) and returns how many were deleted.
+-- (locked in target order first) and returns how many were deleted.
 WITH locked AS (
     SELECT l.id FROM deployment_operations l
     WHERE l.deployment_id = @deployment_id
-    ORDER BY l.id
+    ORDER BY l.target
     FOR UPDATE
 )
 DELETE FROM deployment_operations op

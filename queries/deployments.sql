@@ -6,8 +6,9 @@
 -- stops the pending operations of every older deployment of the app and
 -- environment that is not in progress: the new deployment supersedes them
 -- (GitLab's "prevent outdated deployment jobs"). Lock order: the app row
--- (FOR KEY SHARE, before anything else), then those operations (ascending
--- id), then their deployments (the counting trigger).
+-- (FOR KEY SHARE, before anything else), then those operations
+-- ((deployment_id, target) order), then their deployments (the counting
+-- trigger).
 WITH app AS (
     SELECT a.id FROM apps a WHERE a.id = @app_id FOR KEY SHARE
 ), ins AS (
@@ -29,7 +30,7 @@ WITH app AS (
         WHERE EXISTS (SELECT 1 FROM ins)
           AND d.app_id = @app_id AND d.environment = @environment::text
           AND d.status <> 'in_progress' AND d.ops_pending > 0 AND l.state = 'pending'
-        ORDER BY l.id
+        ORDER BY l.deployment_id, l.target
         FOR UPDATE OF l)
     RETURNING op.id
 )
@@ -199,13 +200,13 @@ RETURNING *;
 
 -- name: DeleteDeployment :execrows
 -- DeleteDeployment deletes a deployment with its operations and returns the
--- number deleted (0 or 1). It locks the operations (ascending id) before
+-- number deleted (0 or 1). It locks the operations (target order) before
 -- the deployment row, the lock order of every statement that touches both,
 -- so it cannot deadlock with claims and moves of the same operations.
 WITH locked AS (
     SELECT o.id FROM deployment_operations o
     WHERE o.deployment_id = @id
-    ORDER BY o.id
+    ORDER BY o.target
     FOR UPDATE
 )
 DELETE FROM deployments

@@ -37,7 +37,7 @@ WITH app AS (
     SELECT o.id FROM deployment_operations o
     JOIN deployments d ON d.id = o.deployment_id
     WHERE d.app_id = $1
-    ORDER BY o.id
+    ORDER BY o.deployment_id, o.target
     FOR UPDATE OF o
 )
 DELETE FROM apps
@@ -46,7 +46,8 @@ WHERE apps.id = (SELECT app.id FROM app) AND (SELECT count(*) FROM locked) >= 0
 
 // DeleteApp deletes an app with its builds and deployments (ON DELETE
 // CASCADE) and returns the number of apps deleted (0 or 1). It locks the app
-// row, then the operations of its deployments (ascending id), before the
+// row, then the operations of its deployments ((deployment_id, target)
+// order), before the
 // cascade reaches the deployments: the lock order of every statement, so it
 // cannot deadlock with rollouts of the app.
 func (q *Queries) DeleteApp(ctx context.Context, id int64) (int64, error) {

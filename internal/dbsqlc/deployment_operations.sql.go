@@ -160,7 +160,7 @@ const DeleteDeploymentOperations = `-- name: DeleteDeploymentOperations :execrow
 WITH locked AS (
     SELECT l.id FROM deployment_operations l
     WHERE l.deployment_id = $1
-    ORDER BY l.id
+    ORDER BY l.target
     FOR UPDATE
 )
 DELETE FROM deployment_operations op
@@ -169,7 +169,7 @@ WHERE op.id = locked.id
 `
 
 // DeleteDeploymentOperations deletes every operation of a deployment
-// (locked in ascending id order first) and returns how many were deleted.
+// (locked in target order first) and returns how many were deleted.
 func (q *Queries) DeleteDeploymentOperations(ctx context.Context, deploymentID int64) (int64, error) {
 	result, err := q.db.Exec(ctx, DeleteDeploymentOperations, deploymentID)
 	if err != nil {
@@ -403,7 +403,7 @@ const RequeueDeploymentOperations = `-- name: RequeueDeploymentOperations :many
 WITH locked AS (
     SELECT l.id FROM deployment_operations l
     WHERE l.deployment_id = $2 AND l.state = $1::text
-    ORDER BY l.id
+    ORDER BY l.target
     FOR UPDATE
 )
 UPDATE deployment_operations op
@@ -458,7 +458,7 @@ const RescueExpiredOperations = `-- name: RescueExpiredOperations :many
 WITH expired AS (
     SELECT e.id FROM deployment_operations e
     WHERE e.lease_expires_at < now()
-    ORDER BY e.id
+    ORDER BY e.lease_expires_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
@@ -484,7 +484,7 @@ type RescueExpiredOperationsParams struct {
 }
 
 // RescueExpiredOperations takes up to max_rows active operations whose lease
-// has ended, oldest lease first, and returns each to pending (attempt + 1)
+// has ended, earliest expiry first, and returns each to pending (attempt + 1)
 // or, once it has had max_attempts attempts, fails it; last_error says
 // whose lease expired. The fencing token is raised, so the lost worker's
 // later moves change nothing. SKIP LOCKED lets every replica run it at once.
@@ -528,7 +528,7 @@ const StopDeploymentOperations = `-- name: StopDeploymentOperations :many
 WITH locked AS (
     SELECT l.id FROM deployment_operations l
     WHERE l.deployment_id = $1 AND l.state IN ('pending', 'running', 'waiting_for_cutover')
-    ORDER BY l.id
+    ORDER BY l.target
     FOR UPDATE
 )
 UPDATE deployment_operations op
@@ -544,7 +544,7 @@ RETURNING op.id
 
 // StopDeploymentOperations stops every pending, running and
 // waiting_for_cutover operation of a deployment in one statement (locking
-// them in ascending id order) and ends their leases; cutting_over
+// them in target order) and ends their leases; cutting_over
 // operations finish on their own. The deployment's counts and status follow
 // in the same statement.
 func (q *Queries) StopDeploymentOperations(ctx context.Context, deploymentID int64) ([]int64, error) {

@@ -34,7 +34,7 @@ WITH app AS (
         WHERE EXISTS (SELECT 1 FROM ins)
           AND d.app_id = $1 AND d.environment = $2::text
           AND d.status <> 'in_progress' AND d.ops_pending > 0 AND l.state = 'pending'
-        ORDER BY l.id
+        ORDER BY l.deployment_id, l.target
         FOR UPDATE OF l)
     RETURNING op.id
 )
@@ -79,8 +79,9 @@ type CreateDeploymentRow struct {
 // stops the pending operations of every older deployment of the app and
 // environment that is not in progress: the new deployment supersedes them
 // (GitLab's "prevent outdated deployment jobs"). Lock order: the app row
-// (FOR KEY SHARE, before anything else), then those operations (ascending
-// id), then their deployments (the counting trigger).
+// (FOR KEY SHARE, before anything else), then those operations
+// ((deployment_id, target) order), then their deployments (the counting
+// trigger).
 func (q *Queries) CreateDeployment(ctx context.Context, arg CreateDeploymentParams) (CreateDeploymentRow, error) {
 	row := q.db.QueryRow(ctx, CreateDeployment,
 		arg.AppID,
@@ -117,7 +118,7 @@ const DeleteDeployment = `-- name: DeleteDeployment :execrows
 WITH locked AS (
     SELECT o.id FROM deployment_operations o
     WHERE o.deployment_id = $1
-    ORDER BY o.id
+    ORDER BY o.target
     FOR UPDATE
 )
 DELETE FROM deployments
@@ -125,7 +126,7 @@ WHERE deployments.id = $1 AND (SELECT count(*) FROM locked) >= 0
 `
 
 // DeleteDeployment deletes a deployment with its operations and returns the
-// number deleted (0 or 1). It locks the operations (ascending id) before
+// number deleted (0 or 1). It locks the operations (target order) before
 // the deployment row, the lock order of every statement that touches both,
 // so it cannot deadlock with claims and moves of the same operations.
 func (q *Queries) DeleteDeployment(ctx context.Context, id int64) (int64, error) {

@@ -235,9 +235,17 @@ func walk(n planNode, f func(planNode)) {
 }
 
 // problems lists what fails a plan: a sequential scan of a big table, a
-// sort of more rows than the page, more buffers than the page's budget.
+// sort of more rows than the page (or than the statement locks: a write
+// that locks rows in a fixed order, to keep one lock order, sorts what it
+// must lock anyway), more buffers than the page's budget.
 func problems(root planNode, r PlanResult) []planProblem {
 	var out []planProblem
+	var locked float64
+	walk(root, func(n planNode) {
+		if n.NodeType == "LockRows" {
+			locked = max(locked, n.ActualRows*loops(n))
+		}
+	})
 	walk(root, func(n planNode) {
 		switch n.NodeType {
 		case "Seq Scan":
@@ -250,7 +258,7 @@ func problems(root planNode, r PlanResult) []planProblem {
 			for _, c := range n.Plans {
 				in += c.ActualRows * loops(c)
 			}
-			if int64(in) > r.Page {
+			if int64(in) > max(r.Page, int64(locked)) {
 				out = append(out, planProblem{"sort", fmt.Sprintf("%s of %s rows (key %s) for a page of %d",
 					n.NodeType, num(in), strings.Join(n.SortKey, ", "), r.Page)})
 			}

@@ -89,6 +89,10 @@ var queryValues = map[string]func(s *sample) value{
 		return value{V: s.Operation, Note: "a pending operation"}
 	},
 	"TransitionOperation.new_state": func(*sample) value { return value{V: "running", Note: "a legal move"} },
+	// A worker claims one operation at a time (ClaimNextOperation); every
+	// claimed row is written, with its deployment's counts, so a batch
+	// costs the claim's buffers once per row.
+	"ClaimOperations.max_rows": func(*sample) value { return value{V: int64(1), Note: "a worker's claim"} },
 }
 
 // nameValues choose by parameter name when no query-specific value exists.
@@ -124,6 +128,14 @@ var nameValues = []func(s *sample, q *Query, p string) (value, bool){
 			return value{V: nil, Note: "none"}, true
 		case "new_state":
 			return value{V: "running", Note: "a legal move"}, true
+		case "lease":
+			return value{V: "1 minute", Note: "the default lease"}, true
+		case "token":
+			return value{V: int64(1), Note: "a fencing token"}, true
+		case "max_attempts":
+			return value{V: int64(3), Note: "the default attempts"}, true
+		case "from_state":
+			return value{V: "stopped", Note: "a resume"}, true
 		case "state":
 			return value{V: "pending", Note: "the state workers poll"}, true
 		case "status":

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	seedpkg "github.com/deploydb/deploydb/internal/seed"
 )
 
 // Seed sizes at scale 1: large enough that a sequential scan or a sort of
@@ -191,6 +193,9 @@ func seed(ctx context.Context, conn *pgx.Conn, scale float64) (seedStats, error)
 		}
 		if bad != 0 {
 			return st, fmt.Errorf("seed: %d rows break a foreign key", bad)
+		}
+		if _, err := conn.Exec(ctx, seedpkg.RecountSQL, simple); err != nil {
+			return st, fmt.Errorf("seed: recount operations: %w", err)
 		}
 	}
 	// ANALYZE samples 300 rows per unit of statistics target. At 1000 the

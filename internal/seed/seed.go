@@ -254,6 +254,11 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Result, error) {
 			if err := checkForeignKeys(ctx, pool, cfg.Streams); err != nil {
 				return err
 			}
+			// The triggers that keep the deployments' operation counts did
+			// not run either.
+			if _, err := pool.Exec(ctx, RecountSQL); err != nil {
+				return fmt.Errorf("seed: recount operations: %w", err)
+			}
 		}
 		if err := resetIdentities(ctx, pool); err != nil {
 			return err
@@ -278,6 +283,18 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Result, error) {
 	}
 	return res, nil
 }
+
+// RecountSQL recomputes every deployment's operation counts (and with them
+// its derived status) from its operations, through the schema's own
+// deploydb_recount_operations, after a load that ran with triggers off; on
+// a schema without the function it does nothing.
+const RecountSQL = `DO $$
+BEGIN
+    IF to_regprocedure('deploydb_recount_operations()') IS NOT NULL THEN
+        PERFORM deploydb_recount_operations();
+    END IF;
+END
+$$`
 
 func phaseName(table string) string {
 	if table == "deployment_operations" {

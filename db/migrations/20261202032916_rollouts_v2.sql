@@ -27,7 +27,7 @@ COMMENT ON COLUMN "deployments" ."ops_reverted" IS 'How many of the deployment''
 -- Set comment to column: "canceled_at" on table: "deployments"
 COMMENT ON COLUMN "deployments" ."canceled_at" IS 'When CancelDeployment made the rollout final: no resume or retry after it.';
 
--- deploydb:triggers sha256=0f746f411368fb4d7bf87c923e08bdadd9234c5093aa9f2b18c4e1b80d0fc43b
+-- deploydb:triggers sha256=f5d3f8ee5dbbcfd2c4d9e13131ec1523dc2ec50f8ceac5301d52593f4a8aacdc
 -- Functions and triggers of the deploydb schema: the part schema.hcl cannot
 -- express. This file is the only place they are edited; it is idempotent,
 -- and `make migration` carries the whole file into a new migration whenever
@@ -40,7 +40,9 @@ COMMENT ON COLUMN "deployments" ."canceled_at" IS 'When CancelDeployment made th
 --     deletes operations;
 --   * the status of a deployment that has operations is derived from those
 --     counts (deploydb_derive_deployment below is the rule, in one place),
---     with its started_at and finished_at;
+--     with its started_at, finished_at and updated_at (which moves when the
+--     status does, not on every operation's progress: so a count update
+--     touches no index and stays a HOT update);
 --   * NOTIFY deploydb_operations tells waiting workers that work may be
 --     claimable: the target's name when operations on it became pending, '*'
 --     when anything anywhere may have become claimable.
@@ -48,15 +50,19 @@ COMMENT ON COLUMN "deployments" ."canceled_at" IS 'When CancelDeployment made th
 -- Lock order: a statement that changes operations has locked those operation
 -- rows before the trigger locks their deployments, one at a time in
 -- ascending id order. Every statement of the service follows the same order
--- (app row, then operations by ascending id, then deployments by ascending
--- id), so they cannot deadlock with each other.
+-- (app row, then operations in (deployment_id, target) order, then
+-- deployments by ascending id), so they cannot deadlock with each other.
+--
+-- The counting function runs as the owner (SECURITY DEFINER), so a role that
+-- may write operations need not be able to write the counts; its
+-- search_path is the one the migration ran with.
 
 -- deploydb_count_operations runs once per statement that inserts, updates or
 -- deletes operations and adds what the statement changed to the per-state
 -- counts of the deployments concerned. On UPDATE only the rows whose state
 -- (or deployment) changed count, so a heartbeat touches no deployment.
 CREATE OR REPLACE FUNCTION deploydb_count_operations() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     r           record;
     dep_ids     bigint[];
@@ -107,8 +113,7 @@ BEGIN
                 ops_completed           = ops_completed + r.completed,
                 ops_failed              = ops_failed + r.failed,
                 ops_stopped             = ops_stopped + r.stopped,
-                ops_reverted            = ops_reverted + r.reverted,
-                updated_at              = now()
+                ops_reverted            = ops_reverted + r.reverted
             WHERE id = r.deployment_id;
         END LOOP;
     END IF;
@@ -187,6 +192,9 @@ BEGIN
         RAISE EXCEPTION 'the status of deployment % is derived from its operations (it is %)', NEW.id, st
             USING ERRCODE = 'check_violation', CONSTRAINT = 'deployments_status_derived';
     END IF;
+    IF TG_OP = 'UPDATE' AND OLD.status IS DISTINCT FROM st THEN
+        NEW.updated_at := now(); -- progress alone shows in the counts
+    END IF;
     NEW.status := st;
     IF NEW.started_at IS NULL
        AND active + NEW.ops_completed + NEW.ops_failed + NEW.ops_reverted > 0 THEN
@@ -212,38 +220,52 @@ CREATE OR REPLACE TRIGGER deployments_derive
     BEFORE INSERT OR UPDATE ON deployments
     FOR EACH ROW EXECUTE FUNCTION deploydb_derive_deployment();
 
--- Repair: recount every deployment whose counts differ from its operations
--- (a no-op when the triggers have always been in place), and give active
--- operations claimed before leases existed a lease, so the rescuer can
--- return them if their worker is gone.
-UPDATE deployments d
-SET ops_pending             = c.pending,
-    ops_running             = c.running,
-    ops_waiting_for_cutover = c.waiting_for_cutover,
-    ops_cutting_over        = c.cutting_over,
-    ops_completed           = c.completed,
-    ops_failed              = c.failed,
-    ops_stopped             = c.stopped,
-    ops_reverted            = c.reverted
-FROM (
-    SELECT deployment_id,
-           count(*) FILTER (WHERE state = 'pending')::integer             AS pending,
-           count(*) FILTER (WHERE state = 'running')::integer             AS running,
-           count(*) FILTER (WHERE state = 'waiting_for_cutover')::integer AS waiting_for_cutover,
-           count(*) FILTER (WHERE state = 'cutting_over')::integer        AS cutting_over,
-           count(*) FILTER (WHERE state = 'completed')::integer           AS completed,
-           count(*) FILTER (WHERE state = 'failed')::integer              AS failed,
-           count(*) FILTER (WHERE state = 'stopped')::integer             AS stopped,
-           count(*) FILTER (WHERE state = 'reverted')::integer            AS reverted
-    FROM deployment_operations
-    GROUP BY deployment_id
-) c
-WHERE d.id = c.deployment_id
-  AND (d.ops_pending, d.ops_running, d.ops_waiting_for_cutover, d.ops_cutting_over,
-       d.ops_completed, d.ops_failed, d.ops_stopped, d.ops_reverted)
-      IS DISTINCT FROM
-      (c.pending, c.running, c.waiting_for_cutover, c.cutting_over,
-       c.completed, c.failed, c.stopped, c.reverted);
+-- deploydb_recount_operations recounts every deployment whose counts differ
+-- from its operations and returns how many it fixed: a no-op when the
+-- triggers have always run. Only the table owner may call it (the counts
+-- guard above); a bulk load that ran with triggers off
+-- (session_replication_role = replica) calls it afterwards.
+CREATE OR REPLACE FUNCTION deploydb_recount_operations() RETURNS integer
+LANGUAGE sql AS $$
+WITH fixed AS (
+    UPDATE deployments d
+    SET ops_pending             = coalesce(c.pending, 0),
+        ops_running             = coalesce(c.running, 0),
+        ops_waiting_for_cutover = coalesce(c.waiting_for_cutover, 0),
+        ops_cutting_over        = coalesce(c.cutting_over, 0),
+        ops_completed           = coalesce(c.completed, 0),
+        ops_failed              = coalesce(c.failed, 0),
+        ops_stopped             = coalesce(c.stopped, 0),
+        ops_reverted            = coalesce(c.reverted, 0)
+    FROM deployments d0
+    LEFT JOIN (
+        SELECT deployment_id,
+               count(*) FILTER (WHERE state = 'pending')::integer             AS pending,
+               count(*) FILTER (WHERE state = 'running')::integer             AS running,
+               count(*) FILTER (WHERE state = 'waiting_for_cutover')::integer AS waiting_for_cutover,
+               count(*) FILTER (WHERE state = 'cutting_over')::integer        AS cutting_over,
+               count(*) FILTER (WHERE state = 'completed')::integer           AS completed,
+               count(*) FILTER (WHERE state = 'failed')::integer              AS failed,
+               count(*) FILTER (WHERE state = 'stopped')::integer             AS stopped,
+               count(*) FILTER (WHERE state = 'reverted')::integer            AS reverted
+        FROM deployment_operations
+        GROUP BY deployment_id
+    ) c ON c.deployment_id = d0.id
+    WHERE d.id = d0.id
+      AND (d0.ops_pending, d0.ops_running, d0.ops_waiting_for_cutover, d0.ops_cutting_over,
+           d0.ops_completed, d0.ops_failed, d0.ops_stopped, d0.ops_reverted)
+          IS DISTINCT FROM
+          (coalesce(c.pending, 0), coalesce(c.running, 0), coalesce(c.waiting_for_cutover, 0), coalesce(c.cutting_over, 0),
+           coalesce(c.completed, 0), coalesce(c.failed, 0), coalesce(c.stopped, 0), coalesce(c.reverted, 0))
+    RETURNING d.id
+)
+SELECT count(*)::integer FROM fixed
+$$;
+
+-- Repair on every carry of this file: recount, and give active operations
+-- claimed before leases existed a lease, so the rescuer can return them if
+-- their worker is gone.
+SELECT deploydb_recount_operations();
 
 UPDATE deployment_operations
 SET lease_expires_at = now() + interval '1 minute'
