@@ -6,6 +6,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -333,8 +334,21 @@ func TestREADMETransitionTablesMatchSQL(t *testing.T) {
 		}
 	}
 	diagram := map[[2]string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^\s+(\w+) --> (\w+):`).FindAllStringSubmatch(section(t, doc, "## Rollouts: deployments to several targets"), -1) {
+	rescue := map[[2]string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+(\w+) --> (\w+):(.*)$`).FindAllStringSubmatch(section(t, doc, "## Rollouts: deployments to several targets"), -1) {
+		if strings.HasPrefix(strings.TrimSpace(m[3]), "rescue") {
+			rescue[[2]string{m[1], m[2]}] = true // RescueExpiredOperations, not a guarded move
+			continue
+		}
 		diagram[[2]string{m[1], m[2]}] = true
+	}
+	// The rescue returns an active operation to pending, or fails it.
+	wantRescue := map[[2]string]bool{}
+	for _, from := range []string{"running", "waiting_for_cutover", "cutting_over"} {
+		wantRescue[[2]string{from, "pending"}], wantRescue[[2]string{from, "failed"}] = true, true
+	}
+	if !maps.Equal(rescue, wantRescue) {
+		t.Errorf("operation state diagram: rescue edges %v, want %v", rescue, wantRescue)
 	}
 	for _, c := range []struct {
 		what        string

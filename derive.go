@@ -1,7 +1,9 @@
 package deploydb
 
 // DeriveDeploymentStatus returns the status of a deployment that has
-// operations, from its operations' states. The order of states does not
+// operations, from its operations' states: the Go mirror of the rule the
+// database applies (deploydb_derive_deployment in schema_triggers.sql) in
+// the statement that moves an operation; a test keeps the two equal. The order of states does not
 // matter. The first rule that applies wins:
 //
 //	any running, waiting_for_cutover or cutting_over  -> in_progress

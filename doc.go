@@ -62,10 +62,17 @@
 //
 // A deployment created with CreateDeploymentWithTargets has one operation
 // per target. Operations move through their own state machine (see
-// TransitionOperation); workers take pending ones with ClaimNextOperation,
-// which never hands the same operation to two workers. After every
-// operation change, in the same transaction, the deployment row is locked
-// and its status recomputed from its operations by DeriveDeploymentStatus:
+// TransitionOperation). Workers take pending ones with ClaimOperations (or
+// ClaimNextOperation), which never hands the same operation to two workers
+// and never fails because of another worker; each claim holds a lease with
+// a fencing token (Operation.Lease) that Heartbeat extends and MoveOperation
+// carries, and RescueExpiredOperations returns the operations of workers
+// that died to pending. A failed or stopped operation halts its deployment
+// (StopDeployment, CancelDeployment, ResumeDeployment, RetryDeployment).
+//
+// In the same statement as every operation change, the database updates the
+// deployment's per-state counts (Deployment.Operations) and derives its
+// status from them, by the rule DeriveDeploymentStatus mirrors:
 //
 //	any running, waiting_for_cutover or cutting_over  in_progress
 //	any failed                                        failed
