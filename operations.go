@@ -118,6 +118,12 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, p CreateDeplo
 			return mapError(ctx, opWrite, op, err)
 		}
 		ops = rowsTo(rows, operationFromRow)
+		// The counts and status the insert's trigger gave the deployment.
+		row, err := tx.q.GetDeployment(ctx, int64(d.ID))
+		if err != nil {
+			return mapError(ctx, opRead, op, err)
+		}
+		d = deploymentFromRow(row)
 		return nil
 	})
 	if err != nil {

@@ -121,6 +121,10 @@ func TestCreateDeploymentWithTargets(t *testing.T) {
 	if d.Status != deploydb.DeploymentPending || len(ops) != 3 {
 		t.Fatalf("got %+v with %d operations", d, len(ops))
 	}
+	// The returned deployment carries the counts the insert gave it.
+	if d.Operations != (deploydb.OperationCounts{Pending: 3}) {
+		t.Fatalf("returned counts %+v, want 3 pending", d.Operations)
+	}
 	for _, o := range ops {
 		if o.DeploymentID != d.ID || o.State != deploydb.OperationPending || o.Attempt != 1 || !o.StartedAt.IsZero() || o.ClaimedBy != "" {
 			t.Fatalf("unexpected operation %+v", o)
