@@ -144,11 +144,13 @@ func stressPool(t *testing.T, n int32) (*pgxpool.Pool, *pgxpool.Pool) {
 
 // dbDeadlocks returns pg_stat_database.deadlocks of the current database.
 // Backends report their statistics when they exit, so the caller closes
-// the pools that did the work first; dbDeadlocks waits for their backends
-// to be gone.
+// the other pools that did work first; dbDeadlocks closes pool's idle
+// connections and waits for every other backend of the database to be
+// gone.
 func dbDeadlocks(t *testing.T, pool *pgxpool.Pool) int64 {
 	t.Helper()
 	ctx := ctxT(t)
+	pool.Reset()
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
