@@ -480,8 +480,8 @@ func TestClaimsNeverConflict(t *testing.T) {
 
 // TestRolloutStressNoDeadlocks mixes every call that locks operations and
 // deployments (claims, fenced and unfenced moves, heartbeats, rescues,
-// stop, cancel, resume, retry, deletes of deployments, creates that
-// supersede) on a few shared apps, environments and targets from
+// stop, cancel, resume, retry, deletes of deployments and apps, creates
+// that supersede) on a few shared apps, environments and targets from
 // several goroutines, 20,000 calls in all. Each outcome is classified:
 // only what the contract allows for that call is accepted, and no
 // deadlock may happen (neither as an error nor in pg_stat_database, which
@@ -682,9 +682,15 @@ func TestRolloutStressNoDeadlocks(t *testing.T) {
 						_, _, err = svc.TransitionOperation(ctx, id, to, "operator")
 						tl.add("transition", err, "not found", "transition", "conflict")
 					}
-				default:
+				case p < 98:
 					err = svc.DeleteDeployment(ctx, d)
 					tl.add("delete deployment", err, "not found")
+				default:
+					mu.Lock()
+					appID := apps[rng.Intn(nApps)]
+					mu.Unlock()
+					err = svc.DeleteApp(ctx, appID)
+					tl.add("delete app", err, "not found")
 				}
 			}
 		}(op)
