@@ -1,0 +1,299 @@
+package deploydb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/deploydb/deploydb"
+)
+
+// Rollout contract checks that pin down defects: each states the
+// contract's promise and the sequence that breaks it.
+
+// waitForLockWait waits until a backend of the test database whose query
+// contains fragment waits for a lock, or done is closed; it reports
+// whether the backend was seen waiting.
+func waitForLockWait(t *testing.T, pool *pgxpool.Pool, fragment string, done <-chan struct{}) bool {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		var n int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`, fragment).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no backend running %q waited for a lock", fragment)
+	return false
+}
+
+// DeleteApp must follow the lock order (app row, then operations, then
+// deployments). A CreateDeployment holds the app row (FOR KEY SHARE) and
+// then locks the pending operations it supersedes; a DeleteApp that locks
+// those operations before it waits for the app row deadlocks with it.
+func TestDeleteAppDoesNotDeadlockWithCreateDeployment(t *testing.T) {
+	t.Parallel()
+	svc, pool := newService(t)
+	ctx := ctxT(t)
+	app := mustApp(t, svc)
+	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
+	roDeploy(t, svc, app.ID, "prod", "x")
+	before := dbDeadlocks(t, pool)
+
+	// A transaction that creates a deployment (holding the app row) and
+	// then, once DeleteApp waits, another one that supersedes prod's.
+	holding, proceed := make(chan struct{}), make(chan struct{})
+	txErr := make(chan error, 1)
+	go func() {
+		first := true
+		txErr <- svc.InTx(ctx, func(tx *deploydb.Service) error {
+			if _, _, err := tx.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: b.ID, Environment: "stage"}); err != nil {
+				return err
+			}
+			if first {
+				first = false
+				close(holding)
+				<-proceed
+			}
+			_, _, err := tx.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: b.ID, Environment: "prod"})
+			return err
+		})
+	}()
+	<-holding
+	delErr := make(chan error, 1)
+	delDone := make(chan struct{})
+	go func() {
+		delErr <- svc.DeleteApp(ctx, app.ID)
+		close(delDone)
+	}()
+	waitForLockWait(t, pool, "DELETE FROM apps", delDone)
+	close(proceed)
+	errTx, errDel := <-txErr, <-delErr
+	deadlocks := dbDeadlocks(t, pool) - before
+	t.Logf("transaction: %v; DeleteApp: %v; deadlocks: %d", errTx, errDel, deadlocks)
+	if errTx != nil || errDel != nil || deadlocks != 0 {
+		t.Fatalf("DeleteApp against a superseding CreateDeployment: transaction %v, DeleteApp %v, %d deadlocks; want both to succeed, one after the other, without a deadlock", errTx, errDel, deadlocks)
+	}
+	if _, err := svc.GetApp(ctx, app.ID); !errors.Is(err, deploydb.ErrNotFound) {
+		t.Fatalf("app after DeleteApp: %v", err)
+	}
+}
+
+// An older deployment in progress keeps running and the newer one of the
+// same app and environment is claimable only after it finishes. A rescue
+// of the older one's only active operation must not hand its turn to the
+// newer deployment: the requeued operation is claimed again (that is what
+// a rescue is for), and the older deployment does not end up pending
+// forever with nothing ever claiming it.
+func TestRescueKeepsAnOlderDeploymentInProgress(t *testing.T) {
+	t.Parallel()
+	svc, pool := newService(t)
+	ctx := ctxT(t)
+	app := mustApp(t, svc)
+	older, olderOps := roDeploy(t, svc, app.ID, "prod", "x")
+	held := roClaim(t, svc, "x", "lost-worker", 100*time.Millisecond)
+	newer, _ := roDeploy(t, svc, app.ID, "prod", "x")
+	waitLeaseExpired(t, pool, held.ID)
+	res, err := svc.RescueExpiredOperations(ctx, deploydb.RescueParams{})
+	if err != nil || len(res.Requeued) != 1 {
+		t.Fatalf("rescue = %+v, %v", res, err)
+	}
+	od := roDep(t, svc, older.ID)
+	got, err := svc.ClaimOperations(ctx, deploydb.ClaimParams{Target: "x", Worker: "next-worker"})
+	if err != nil {
+		t.Fatalf("claim after the rescue: %v", err)
+	}
+	nd := roDep(t, svc, newer.ID)
+	t.Logf("after the rescue the older deployment %d read %s %+v; the claim took operation %d of deployment %d; the newer deployment %d reads %s",
+		older.ID, od.Status, od.Operations, got[0].ID, got[0].DeploymentID, newer.ID, nd.Status)
+	if got[0].ID != olderOps[0].ID {
+		t.Fatalf("the claim after the rescue took operation %d of deployment %d (the newer one), want the rescued operation %d of the older deployment %d, which was in progress; the older deployment now reads %s with %d pending operations that no claim will take",
+			got[0].ID, got[0].DeploymentID, olderOps[0].ID, older.ID, roDep(t, svc, older.ID).Status, roDep(t, svc, older.ID).Operations.Pending)
+	}
+}
+
+// Creating a deployment supersedes every older deployment of the same app
+// and environment that is not in progress. Two creates that overlap (the
+// older one's transaction commits after the newer one was created) must
+// not leave the older deployment pending: no claim takes it (a newer one
+// exists), so it stays pending, never canceled, until yet another
+// deployment of that app and environment is created.
+func TestOverlappingCreatesSupersede(t *testing.T) {
+	t.Parallel()
+	svc, pool := newService(t)
+	ctx := ctxT(t)
+	app := mustApp(t, svc)
+	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
+	var older deploydb.Deployment
+	holding, proceed := make(chan struct{}), make(chan struct{})
+	txErr := make(chan error, 1)
+	go func() {
+		first := true
+		txErr <- svc.InTx(ctx, func(tx *deploydb.Service) error {
+			var err error
+			older, _, _, err = tx.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "prod", Targets: []string{"y"}})
+			if first {
+				first = false
+				close(holding)
+				<-proceed
+			}
+			return err
+		})
+	}()
+	<-holding
+	var newer deploydb.Deployment
+	newErr := make(chan error, 1)
+	newDone := make(chan struct{})
+	go func() {
+		var err error
+		newer, _, _, err = svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "prod", Targets: []string{"y"}})
+		newErr <- err
+		close(newDone)
+	}()
+	// The newer create either finishes at once or waits for the older
+	// transaction; either way the older one commits now.
+	waited := waitForLockWait(t, pool, "INSERT INTO deployments", newDone)
+	close(proceed)
+	if err := <-txErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-newErr; err != nil {
+		t.Fatal(err)
+	}
+	od, nd := roDep(t, svc, older.ID), roDep(t, svc, newer.ID)
+	claimed, claimErr := svc.ClaimOperations(ctx, deploydb.ClaimParams{Target: "y", Worker: "w", Limit: 2})
+	t.Logf("newer create waited for the older transaction: %v; older %d reads %s %+v, newer %d reads %s %+v; claim on y: %d operations, %v",
+		waited, older.ID, od.Status, od.Operations, newer.ID, nd.Status, nd.Operations, len(claimed), claimErr)
+	if od.Status != deploydb.DeploymentCanceled || od.Operations != (deploydb.OperationCounts{Stopped: 1}) {
+		t.Fatalf("the older of two overlapping deployments of one app and environment reads %s %+v, want canceled (superseded); no claim takes it (the claim on its target took %d operation(s), of the newer deployment) and it stays pending until another deployment of prod is created",
+			od.Status, od.Operations, len(claimed))
+	}
+}
+
+// CreateDeploymentWithTargets returns the deployment together with its
+// operations: the returned Deployment's counts say how many there are, as
+// GetDeployment's do.
+func TestCreateDeploymentWithTargetsReturnsCounts(t *testing.T) {
+	t.Parallel()
+	svc, _ := newService(t)
+	ctx := ctxT(t)
+	app := mustApp(t, svc)
+	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
+	d, ops, _, err := svc.CreateDeploymentWithTargets(ctx, deploydb.CreateDeploymentWithTargetsParams{AppID: app.ID, BuildID: b.ID, Environment: "prod", Targets: []string{"a", "b", "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := roDep(t, svc, d.ID)
+	if d.Operations != (deploydb.OperationCounts{Pending: len(ops)}) || d.Operations != stored.Operations {
+		t.Fatalf("CreateDeploymentWithTargets returned counts %+v (total %d) for %d operations; GetDeployment says %+v",
+			d.Operations, d.Operations.Total(), len(ops), stored.Operations)
+	}
+}
+
+var joinFilterRows = regexp.MustCompile(`Rows Removed by Join Filter: (\d+)`)
+
+// The counting trigger's work must grow with the number of operations a
+// statement changes, not with its square. The trigger joins the statement's
+// old and new rows; PL/pgSQL keeps the plan it made the first time the
+// trigger ran in a session, so once a session has moved one operation (as
+// every pooled connection of a worker has) that plan is a nested loop, and
+// stopping a deployment of n operations compares n x n rows: about 36
+// seconds for 10,000 operations, and, at MaxTargets, far longer.
+//
+// The test counts the rows the trigger's joins discard (auto_explain,
+// nested statements, on the test's superuser session), not the time.
+func TestCountingTriggerIsLinear(t *testing.T) {
+	t.Parallel()
+	_, plain := newService(t)
+	ctx := ctxT(t)
+	cfg, err := pgxpool.ParseConfig(plain.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		notices []string
+	)
+	cfg.MaxConns = 1 // one session, as a pooled worker connection
+	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		notices = append(notices, n.Message)
+		mu.Unlock()
+	}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		for _, s := range []string{"LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0", "SET auto_explain.log_analyze = on",
+			"SET auto_explain.log_nested_statements = on", "SET auto_explain.log_level = notice"} {
+			if _, err := c.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%s (this check needs auto_explain and a superuser): %w", s, err)
+			}
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	svc := deploydb.New(pool)
+	app := mustApp(t, svc)
+	const n = 2000
+	targets := make([]string, n)
+	for i := range targets {
+		targets[i] = fmt.Sprintf("lin-%04d", i)
+	}
+	d, _ := roDeploy(t, svc, app.ID, "big", targets...)
+	// The session moves one operation first, as a worker's would.
+	_, small := roDeploy(t, svc, app.ID, "small", "one")
+	if _, _, err := svc.MarkStarted(ctx, small[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	notices = nil
+	mu.Unlock()
+	start := time.Now()
+	stopped, err := svc.StopDeployment(ctx, d.ID)
+	elapsed := time.Since(start)
+	if err != nil || stopped.Operations.Stopped != n {
+		t.Fatalf("stop = %+v, %v", stopped.Operations, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var removed int64
+	for _, m := range notices {
+		for _, g := range joinFilterRows.FindAllStringSubmatch(m, -1) {
+			k, _ := strconv.ParseInt(g[1], 10, 64)
+			removed += k
+		}
+	}
+	figure(t, "TRIGGER", "StopDeployment of %d operations on a session that had moved one operation before: the counting trigger's joins discarded %d rows (%d per operation); %s",
+		n, removed, removed/n, elapsed.Round(time.Millisecond))
+	if removed > 10*n {
+		var plan string
+		for _, m := range notices {
+			if strings.Contains(m, "old_ops") && joinFilterRows.MatchString(m) {
+				plan = m
+				break
+			}
+		}
+		t.Fatalf("the counting trigger compared %d rows for a statement that changed %d operations (quadratic); its plan:\n%s", removed, n, plan)
+	}
+}
