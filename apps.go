@@ -2,7 +2,10 @@ package deploydb
 
 import (
 	"context"
+	"errors"
 	"strconv"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/deploydb/deploydb/internal/dbsqlc"
 )
@@ -62,16 +65,34 @@ func (s *Service) ListAppsPaged(ctx context.Context, page PageRequest) (Page[App
 	return finishPage(s.cursors, scope, rows, size, func(a App) position { return position{a.CreatedAt, int64(a.ID)} }), nil
 }
 
-// DeleteApp deletes an app together with its builds and deployments. It
-// returns ErrNotFound when there is no such app.
+// DeleteApp deletes an app together with its builds, deployments and
+// operations. It returns ErrNotFound when there is no such app.
+//
+// It is one transaction of three statements, in the lock order of every
+// statement: the app row (which stops new deployments of the app), then the
+// operations of its deployments, then the delete, whose cascade reaches
+// the deployments with their operations already held; so it does not
+// deadlock with claims, moves, creates or deletes of the app's rollouts.
 func (s *Service) DeleteApp(ctx context.Context, id AppID) error {
 	op := "delete app " + strconv.FormatInt(int64(id), 10)
-	n, err := s.q.DeleteApp(ctx, int64(id))
-	if err != nil {
-		return mapError(ctx, opDelete, op, err)
-	}
-	if n == 0 {
-		return notFound(op, "no such app")
-	}
-	return nil
+	err := s.InTx(ctx, func(tx *Service) error {
+		if _, err := tx.q.LockAppForDelete(ctx, int64(id)); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return notFound(op, "no such app")
+			}
+			return mapError(ctx, opDelete, op, err)
+		}
+		if _, err := tx.q.LockAppOperations(ctx, int64(id)); err != nil {
+			return mapError(ctx, opDelete, op, err)
+		}
+		n, err := tx.q.DeleteApp(ctx, int64(id))
+		if err != nil {
+			return mapError(ctx, opDelete, op, err)
+		}
+		if n == 0 {
+			return notFound(op, "no such app")
+		}
+		return nil
+	})
+	return err
 }

@@ -30,6 +30,25 @@ func (s *Service) CreateDeployment(ctx context.Context, p CreateDeploymentParams
 	if err := checkIdempotencyKey(createDeploymentOp(p.BuildID), p.IdempotencyKey); err != nil {
 		return Deployment{}, false, err
 	}
+	err = s.InTx(ctx, func(tx *Service) error {
+		d, created, err = tx.createDeployment(ctx, p)
+		return err
+	})
+	if err != nil {
+		return Deployment{}, false, err
+	}
+	return d, created, nil
+}
+
+// createDeployment is CreateDeployment inside a transaction. Creates of one
+// app and environment take turns (AppEnvironmentLock, in a statement of its
+// own): so the insert's snapshot, taken after the turn came, holds every
+// older deployment it must supersede, even one whose transaction committed
+// while this one waited.
+func (s *Service) createDeployment(ctx context.Context, p CreateDeploymentParams) (Deployment, bool, error) {
+	if _, err := s.conn.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", AppEnvironmentLock(p.AppID, p.Environment).ID()); err != nil {
+		return Deployment{}, false, mapError(ctx, opWrite, createDeploymentOp(p.BuildID), err)
+	}
 	r, err := s.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{
 		AppID: int64(p.AppID), BuildID: int64(p.BuildID), Environment: p.Environment, IdempotencyKey: nullText(p.IdempotencyKey)})
 	if err == nil {

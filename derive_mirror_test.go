@@ -170,7 +170,15 @@ func TestDeriveMirrorsSQL(t *testing.T) {
 		for i, m := range want {
 			d := got[depOf[i]]
 			perStatus[d.Status]++
-			if mirror := deploydb.DeriveDeploymentStatus(m...); d.Status != mirror || d.Operations != countsOf(m) {
+			// Whether the deployment has started is the rule's other input
+			// (it decides for all pending); DeriveDeploymentStatus answers
+			// for one that has not.
+			mirror := countsOf(m).DeploymentStatus(!d.StartedAt.IsZero())
+			if d.StartedAt.IsZero() && deploydb.DeriveDeploymentStatus(m...) != mirror {
+				t.Errorf("%s: operations %v: DeriveDeploymentStatus %s, OperationCounts.DeploymentStatus(false) %s",
+					pass, m, deploydb.DeriveDeploymentStatus(m...), mirror)
+			}
+			if d.Status != mirror || d.Operations != countsOf(m) {
 				mismatches++
 				t.Errorf("%s: operations %v: SQL derived %s with counts %+v, DeriveDeploymentStatus says %s, counts %+v",
 					pass, m, d.Status, d.Operations, mirror, countsOf(m))

@@ -153,12 +153,12 @@ func TestIdempotentCreatesRace(t *testing.T) {
 }
 
 // killProxy forwards TCP connections to a PostgreSQL server. Armed, it
-// watches the server's replies and, on the first INSERT (or SELECT: a
-// CreateDeployment is an INSERT inside a WITH) that completes,
-// withholds the CommandComplete and waits for the ReadyForQuery that follows
-// it: the server sends that only once the statement's implicit transaction
-// has committed. It then drops both sides, so the client never reads the
-// reply of a write the server committed.
+// watches the server's replies and withholds the CommandComplete of each
+// INSERT, SELECT (a CreateDeployment is an INSERT inside a WITH) or COMMIT
+// until the ReadyForQuery that follows it. When that says the session is
+// idle, outside a transaction, the write has committed: it then drops both
+// sides, so the client never reads the reply of a write the server
+// committed. Inside a transaction it passes both on.
 type killProxy struct {
 	ln     net.Listener
 	target string
@@ -212,13 +212,22 @@ func (p *killProxy) pipe(client net.Conn) {
 			return
 		}
 		switch {
-		case hdr[0] == 'C' && (bytes.HasPrefix(body, []byte("INSERT ")) || bytes.HasPrefix(body, []byte("SELECT "))) && p.armed.Load():
+		case hdr[0] == 'C' && p.armed.Load() && (bytes.HasPrefix(body, []byte("INSERT ")) ||
+			bytes.HasPrefix(body, []byte("SELECT ")) || bytes.HasPrefix(body, []byte("COMMIT"))):
 			held = body
 			continue
-		case hdr[0] == 'Z' && held != nil && p.armed.CompareAndSwap(true, false):
-			// Committed; the client has read nothing of it.
+		case hdr[0] == 'Z' && held != nil && len(body) == 1 && body[0] == 'I' && p.armed.CompareAndSwap(true, false):
+			// Committed (idle, outside a transaction); the client has read
+			// nothing of it.
 			p.killed.Add(1)
 			return
+		case hdr[0] == 'Z' && held != nil:
+			// Inside a transaction: nothing is committed yet, pass it on.
+			msg := binary.BigEndian.AppendUint32([]byte{'C'}, uint32(len(held)+4))
+			if _, err := client.Write(append(msg, held...)); err != nil {
+				return
+			}
+			held = nil
 		}
 		if _, err := client.Write(append(hdr[:], body...)); err != nil {
 			return

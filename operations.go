@@ -93,7 +93,13 @@ func (s *Service) CreateDeploymentWithTargets(ctx context.Context, p CreateDeplo
 	}
 	err = s.InTx(ctx, func(tx *Service) error {
 		var err error
-		d, created, err = tx.CreateDeployment(ctx, CreateDeploymentParams{
+		if !validLabel(p.Environment) {
+			return checkName(createDeploymentOp(p.BuildID), "environment", p.Environment)
+		}
+		if err := checkIdempotencyKey(createDeploymentOp(p.BuildID), p.IdempotencyKey); err != nil {
+			return err
+		}
+		d, created, err = tx.createDeployment(ctx, CreateDeploymentParams{
 			AppID: p.AppID, BuildID: p.BuildID, Environment: p.Environment, IdempotencyKey: p.IdempotencyKey})
 		if err != nil {
 			return err

@@ -85,7 +85,7 @@ func TestDeleteAppDoesNotDeadlockWithCreateDeployment(t *testing.T) {
 		delErr <- svc.DeleteApp(ctx, app.ID)
 		close(delDone)
 	}()
-	waitForLockWait(t, pool, "DELETE FROM apps", delDone)
+	waitForLockWait(t, pool, "FROM apps", delDone) // LockAppForDelete: DeleteApp's first statement
 	close(proceed)
 	errTx, errDel := <-txErr, <-delErr
 	deadlocks := dbDeadlocks(t, pool) - before
@@ -171,7 +171,7 @@ func TestOverlappingCreatesSupersede(t *testing.T) {
 	}()
 	// The newer create either finishes at once or waits for the older
 	// transaction; either way the older one commits now.
-	waited := waitForLockWait(t, pool, "INSERT INTO deployments", newDone)
+	waited := waitForLockWait(t, pool, "pg_advisory_xact_lock", newDone) // creates of one app and environment take turns
 	close(proceed)
 	if err := <-txErr; err != nil {
 		t.Fatal(err)

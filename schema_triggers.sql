@@ -29,11 +29,11 @@
 
 -- deploydb_count_operations runs once per statement that inserts, updates or
 -- deletes operations and adds what the statement changed to the per-state
--- counts of the deployments concerned. On UPDATE only the rows whose state
--- (or deployment) changed count, so a heartbeat touches no deployment. The
--- UPDATE branch, which every claim and move takes, is one query over the
--- transition tables; inserts and deletes (bulk, rarer) gather their rows
--- into arrays first.
+-- counts of the deployments concerned: +1 for every new row, -1 for every
+-- old row, summed per deployment and state. No join of old and new rows (a
+-- plan cached from a small statement would make it quadratic on a big
+-- one); a row whose state did not change adds +1 and -1, so a heartbeat
+-- leaves the counts alone and touches no deployment.
 CREATE OR REPLACE FUNCTION deploydb_count_operations() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
@@ -41,83 +41,63 @@ DECLARE
     dep_ids    bigint[];
     dep_states text[];
     dep_deltas integer[];
-    woken      integer := 0;
     targets    text[];
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        FOR r IN
-            SELECT c.deployment_id,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'pending'), 0)::integer             AS pending,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'running'), 0)::integer             AS running,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'waiting_for_cutover'), 0)::integer AS waiting_for_cutover,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'cutting_over'), 0)::integer        AS cutting_over,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'completed'), 0)::integer           AS completed,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'failed'), 0)::integer              AS failed,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'stopped'), 0)::integer             AS stopped,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'reverted'), 0)::integer            AS reverted,
-                   sum(c.woke)::integer                                                          AS woke
-            FROM old_ops o
-            JOIN new_ops n ON n.id = o.id
-            CROSS JOIN LATERAL (VALUES (n.deployment_id, n.state, 1, (n.state = 'pending' AND o.state <> 'pending')::integer),
-                                       (o.deployment_id, o.state, -1, 0)) AS c(deployment_id, state, d, woke)
-            WHERE o.state <> n.state OR o.deployment_id <> n.deployment_id
-            GROUP BY c.deployment_id
-            ORDER BY c.deployment_id
-        LOOP
-            UPDATE deployments
-            SET ops_pending             = ops_pending + r.pending,
-                ops_running             = ops_running + r.running,
-                ops_waiting_for_cutover = ops_waiting_for_cutover + r.waiting_for_cutover,
-                ops_cutting_over        = ops_cutting_over + r.cutting_over,
-                ops_completed           = ops_completed + r.completed,
-                ops_failed              = ops_failed + r.failed,
-                ops_stopped             = ops_stopped + r.stopped,
-                ops_reverted            = ops_reverted + r.reverted
-            WHERE id = r.deployment_id;
-            woken := woken + r.woke;
-        END LOOP;
-        IF woken > 0 THEN
-            SELECT array_agg(DISTINCT n.target) INTO targets
-            FROM old_ops o JOIN new_ops n ON n.id = o.id
-            WHERE n.state = 'pending' AND o.state <> 'pending';
-        END IF;
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(n.deployment_id), array_agg(n.state), array_agg(1)
+        INTO dep_ids, dep_states, dep_deltas
+        FROM new_ops n;
+        SELECT array_agg(DISTINCT n.target) INTO targets FROM new_ops n WHERE n.state = 'pending';
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(o.deployment_id), array_agg(o.state), array_agg(-1)
+        INTO dep_ids, dep_states, dep_deltas
+        FROM old_ops o;
     ELSE
-        IF TG_OP = 'INSERT' THEN
-            SELECT array_agg(n.deployment_id), array_agg(n.state), array_agg(1)
-            INTO dep_ids, dep_states, dep_deltas
-            FROM new_ops n;
-            SELECT array_agg(DISTINCT n.target) INTO targets FROM new_ops n WHERE n.state = 'pending';
-        ELSE
-            SELECT array_agg(o.deployment_id), array_agg(o.state), array_agg(-1)
-            INTO dep_ids, dep_states, dep_deltas
-            FROM old_ops o;
+        SELECT array_agg(c.deployment_id), array_agg(c.state), array_agg(c.d)
+        INTO dep_ids, dep_states, dep_deltas
+        FROM (SELECT n.deployment_id, n.state, 1 AS d FROM new_ops n
+              UNION ALL
+              SELECT o.deployment_id, o.state, -1 FROM old_ops o) c;
+        IF EXISTS (SELECT 1 FROM new_ops n WHERE n.state = 'pending') THEN
+            SELECT array_agg(DISTINCT w.target) INTO targets
+            FROM (SELECT n.id, n.target FROM new_ops n WHERE n.state = 'pending'
+                  EXCEPT
+                  SELECT o.id, o.target FROM old_ops o WHERE o.state = 'pending') w;
         END IF;
-        FOR r IN
-            SELECT c.deployment_id,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'pending'), 0)::integer             AS pending,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'running'), 0)::integer             AS running,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'waiting_for_cutover'), 0)::integer AS waiting_for_cutover,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'cutting_over'), 0)::integer        AS cutting_over,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'completed'), 0)::integer           AS completed,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'failed'), 0)::integer              AS failed,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'stopped'), 0)::integer             AS stopped,
-                   coalesce(sum(c.d) FILTER (WHERE c.state = 'reverted'), 0)::integer            AS reverted
-            FROM unnest(dep_ids, dep_states, dep_deltas) AS c(deployment_id, state, d)
-            GROUP BY c.deployment_id
-            ORDER BY c.deployment_id
-        LOOP
-            UPDATE deployments
-            SET ops_pending             = ops_pending + r.pending,
-                ops_running             = ops_running + r.running,
-                ops_waiting_for_cutover = ops_waiting_for_cutover + r.waiting_for_cutover,
-                ops_cutting_over        = ops_cutting_over + r.cutting_over,
-                ops_completed           = ops_completed + r.completed,
-                ops_failed              = ops_failed + r.failed,
-                ops_stopped             = ops_stopped + r.stopped,
-                ops_reverted            = ops_reverted + r.reverted
-            WHERE id = r.deployment_id;
-        END LOOP;
     END IF;
+    FOR r IN
+        SELECT c.deployment_id,
+               coalesce(sum(c.d) FILTER (WHERE c.state = 'pending'), 0)::integer             AS pending,
+               coalesce(sum(c.d) FILTER (WHERE c.state = 'running'), 0)::integer             AS running,
+               coalesce(sum(c.d) FILTER (WHERE c.state = 'waiting_for_cutover'), 0)::integer AS waiting_for_cutover,
+               coalesce(sum(c.d) FILTER (WHERE c.state = 'cutting_over'), 0)::integer        AS cutting_over,
+               coalesce(sum(c.d) FILTER (WHERE c.state = 'completed'), 0)::integer           AS completed,
+               coalesce(sum(c.d) FILTER (WHERE c.state = 'failed'), 0)::integer              AS failed,
+               coalesce(sum(c.d) FILTER (WHERE c.state = 'stopped'), 0)::integer             AS stopped,
+               coalesce(sum(c.d) FILTER (WHERE c.state = 'reverted'), 0)::integer            AS reverted
+        FROM unnest(dep_ids, dep_states, dep_deltas) AS c(deployment_id, state, d)
+        GROUP BY c.deployment_id
+        HAVING sum(c.d) FILTER (WHERE c.state = 'pending') <> 0
+            OR sum(c.d) FILTER (WHERE c.state = 'running') <> 0
+            OR sum(c.d) FILTER (WHERE c.state = 'waiting_for_cutover') <> 0
+            OR sum(c.d) FILTER (WHERE c.state = 'cutting_over') <> 0
+            OR sum(c.d) FILTER (WHERE c.state = 'completed') <> 0
+            OR sum(c.d) FILTER (WHERE c.state = 'failed') <> 0
+            OR sum(c.d) FILTER (WHERE c.state = 'stopped') <> 0
+            OR sum(c.d) FILTER (WHERE c.state = 'reverted') <> 0
+        ORDER BY c.deployment_id
+    LOOP
+        UPDATE deployments
+        SET ops_pending             = ops_pending + r.pending,
+            ops_running             = ops_running + r.running,
+            ops_waiting_for_cutover = ops_waiting_for_cutover + r.waiting_for_cutover,
+            ops_cutting_over        = ops_cutting_over + r.cutting_over,
+            ops_completed           = ops_completed + r.completed,
+            ops_failed              = ops_failed + r.failed,
+            ops_stopped             = ops_stopped + r.stopped,
+            ops_reverted            = ops_reverted + r.reverted
+        WHERE id = r.deployment_id;
+    END LOOP;
     IF cardinality(targets) > 64 THEN
         PERFORM pg_notify('deploydb_operations', '*');
     ELSIF cardinality(targets) > 0 THEN
@@ -150,7 +130,9 @@ CREATE OR REPLACE TRIGGER deployment_operations_count_delete
 --   any running, waiting_for_cutover or cutting_over -> in_progress
 --   any failed                                       -> failed
 --   all completed                                    -> deployed
---   all pending                                      -> pending
+--   all pending                                      -> pending, or in_progress
+--                                                       once it has started
+--                                                       (Retry, a rescue)
 --   any stopped or reverted                          -> canceled
 --   otherwise (pending and completed only)           -> in_progress
 --
@@ -185,7 +167,7 @@ BEGIN
             WHEN active > 0 THEN 'in_progress'
             WHEN NEW.ops_failed > 0 THEN 'failed'
             WHEN NEW.ops_completed = total THEN 'deployed'
-            WHEN NEW.ops_pending = total THEN 'pending'
+            WHEN NEW.ops_pending = total THEN CASE WHEN NEW.started_at IS NULL THEN 'pending' ELSE 'in_progress' END
             WHEN NEW.ops_stopped + NEW.ops_reverted > 0 THEN 'canceled'
             ELSE 'in_progress'
           END;

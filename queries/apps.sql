@@ -23,21 +23,27 @@ WHERE (created_at, id) < (@cursor_created_at::timestamptz, @cursor_id::bigint)
 ORDER BY created_at DESC, id DESC
 LIMIT @page_size;
 
+-- name: LockAppForDelete :one
+-- LockAppForDelete locks an app row against every writer (DeleteApp's
+-- first statement): no deployment of the app can be created until the
+-- transaction ends.
+SELECT id FROM apps WHERE id = @id FOR UPDATE;
+
+-- name: LockAppOperations :execrows
+-- LockAppOperations locks the operations of an app's deployments in
+-- (deployment_id, target) order, the lock order of every statement (DeleteApp's
+-- second statement: it runs after the app row is locked, so its snapshot
+-- holds every operation the app will ever have).
+SELECT o.id FROM deployment_operations o
+JOIN deployments d ON d.id = o.deployment_id
+WHERE d.app_id = @app_id
+ORDER BY o.deployment_id, o.target
+FOR UPDATE OF o;
+
 -- name: DeleteApp :execrows
 -- DeleteApp deletes an app with its builds and deployments (ON DELETE
--- CASCADE) and returns the number of apps deleted (0 or 1). It locks the app
--- row, then the operations of its deployments ((deployment_id, target)
--- order), before the
--- cascade reaches the deployments: the lock order of every statement, so it
--- cannot deadlock with rollouts of the app.
-WITH app AS (
-    SELECT a.id FROM apps a WHERE a.id = @id FOR UPDATE
-), locked AS (
-    SELECT o.id FROM deployment_operations o
-    JOIN deployments d ON d.id = o.deployment_id
-    WHERE d.app_id = @id
-    ORDER BY o.deployment_id, o.target
-    FOR UPDATE OF o
-)
+-- CASCADE) and returns the number of apps deleted (0 or 1). The service runs
+-- it after LockAppForDelete and LockAppOperations, in one transaction, so
+-- the cascade finds every operation locked already.
 DELETE FROM apps
-WHERE apps.id = (SELECT app.id FROM app) AND (SELECT count(*) FROM locked) >= 0;
+WHERE id = @id;

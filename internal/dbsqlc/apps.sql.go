@@ -31,25 +31,14 @@ func (q *Queries) CreateApp(ctx context.Context, name string) (App, error) {
 }
 
 const DeleteApp = `-- name: DeleteApp :execrows
-WITH app AS (
-    SELECT a.id FROM apps a WHERE a.id = $1 FOR UPDATE
-), locked AS (
-    SELECT o.id FROM deployment_operations o
-    JOIN deployments d ON d.id = o.deployment_id
-    WHERE d.app_id = $1
-    ORDER BY o.deployment_id, o.target
-    FOR UPDATE OF o
-)
 DELETE FROM apps
-WHERE apps.id = (SELECT app.id FROM app) AND (SELECT count(*) FROM locked) >= 0
+WHERE id = $1
 `
 
 // DeleteApp deletes an app with its builds and deployments (ON DELETE
-// CASCADE) and returns the number of apps deleted (0 or 1). It locks the app
-// row, then the operations of its deployments ((deployment_id, target)
-// order), before the
-// cascade reaches the deployments: the lock order of every statement, so it
-// cannot deadlock with rollouts of the app.
+// CASCADE) and returns the number of apps deleted (0 or 1). The service runs
+// it after LockAppForDelete and LockAppOperations, in one transaction, so
+// the cascade finds every operation locked already.
 func (q *Queries) DeleteApp(ctx context.Context, id int64) (int64, error) {
 	result, err := q.db.Exec(ctx, DeleteApp, id)
 	if err != nil {
@@ -132,4 +121,38 @@ func (q *Queries) ListAppsPaged(ctx context.Context, arg ListAppsPagedParams) ([
 		return nil, err
 	}
 	return items, nil
+}
+
+const LockAppForDelete = `-- name: LockAppForDelete :one
+SELECT id FROM apps WHERE id = $1 FOR UPDATE
+`
+
+// LockAppForDelete locks an app row against every writer (DeleteApp's
+// first statement): no deployment of the app can be created until the
+// transaction ends.
+func (q *Queries) LockAppForDelete(ctx context.Context, id int64) (int64, error) {
+	row := q.db.QueryRow(ctx, LockAppForDelete, id)
+	var id_2 int64
+	err := row.Scan(&id_2)
+	return id_2, err
+}
+
+const LockAppOperations = `-- name: LockAppOperations :execrows
+SELECT o.id FROM deployment_operations o
+JOIN deployments d ON d.id = o.deployment_id
+WHERE d.app_id = $1
+ORDER BY o.deployment_id, o.target
+FOR UPDATE OF o
+`
+
+// LockAppOperations locks the operations of an app's deployments in
+// (deployment_id, target) order, the lock order of every statement (DeleteApp's
+// second statement: it runs after the app row is locked, so its snapshot
+// holds every operation the app will ever have).
+func (q *Queries) LockAppOperations(ctx context.Context, appID int64) (int64, error) {
+	result, err := q.db.Exec(ctx, LockAppOperations, appID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
