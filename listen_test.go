@@ -271,7 +271,7 @@ func TestWaiterWithoutPoolPolls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx)
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
 	onTx := deploydb.New(tx)
 	w := newWaiter(t, onTx, deploydb.WaiterParams{PollInterval: 20 * time.Millisecond})
 	if w.Listening() {
@@ -285,7 +285,7 @@ func TestWaiterWithoutPoolPolls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer one.Close()
+	t.Cleanup(one.Close) // after the Waiter's Close, registered later
 	w = newWaiter(t, deploydb.New(one), deploydb.WaiterParams{PollInterval: 20 * time.Millisecond})
 	if w.Listening() {
 		t.Fatal("a Waiter took the only connection of a one-connection pool")
@@ -320,7 +320,7 @@ func TestWaiterPollsWhenNotificationsDoNotArrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close) // after the Waiter's Close, registered later
 
 	w := newWaiter(t, deploydb.New(pool), deploydb.WaiterParams{PollInterval: 20 * time.Millisecond})
 	if w.Listening() {
@@ -375,13 +375,12 @@ func TestWaiterCloseReleasesConnection(t *testing.T) {
 		t.Fatalf("listener sessions %v after Close, want none", pids)
 	}
 	// The connection came back without LISTEN: no idle connection listens.
-	idle := make([]*pgxpool.Conn, 0, st.IdleConns())
 	for range st.IdleConns() {
 		c, err := pool.Acquire(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		idle = append(idle, c)
+		defer c.Release()
 		var n int
 		if err := c.QueryRow(context.Background(), "SELECT count(*) FROM pg_listening_channels()").Scan(&n); err != nil {
 			t.Fatal(err)
@@ -389,9 +388,6 @@ func TestWaiterCloseReleasesConnection(t *testing.T) {
 		if n != 0 {
 			t.Fatalf("a pool connection still listens on %d channels", n)
 		}
-	}
-	for _, c := range idle {
-		c.Release()
 	}
 	if err := w.Wait(ctxT(t), "web-1"); !errors.Is(err, deploydb.ErrInvalidArgument) {
 		t.Fatalf("Wait after Close = %v, want ErrInvalidArgument", err)
