@@ -101,8 +101,14 @@ func checkDerived(t *testing.T, svc *deploydb.Service, deploymentID deploydb.Dep
 	for i, o := range ops {
 		states[i] = o.State
 	}
-	if want := deploydb.DeriveDeploymentStatus(states...); d.Status != want {
-		t.Fatalf("deployment %d is %s, but its operations %v derive %s", d.ID, d.Status, states, want)
+	// A deployment that has started decides "all pending" (in progress);
+	// DeriveDeploymentStatus answers for one that has not.
+	want := countsOf(states).DeploymentStatus(!d.StartedAt.IsZero())
+	if d.StartedAt.IsZero() && deploydb.DeriveDeploymentStatus(states...) != want {
+		t.Fatalf("DeriveDeploymentStatus and OperationCounts.DeploymentStatus disagree on %v", states)
+	}
+	if d.Status != want || d.Operations != countsOf(states) {
+		t.Fatalf("deployment %d is %s %+v, but its operations %v derive %s", d.ID, d.Status, d.Operations, states, want)
 	}
 	return d
 }
@@ -299,7 +305,9 @@ func TestRetryKeepsErrorAndCountsAttempts(t *testing.T) {
 		if again, _, err := svc.Retry(ctx, id); err != nil || again.Attempt != attempt+1 {
 			t.Fatalf("repeated retry: %+v, %v", again, err)
 		}
-		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentPending || !dd.FinishedAt.IsZero() || dd.StartedAt.IsZero() {
+		// It has started: with its operation pending again it keeps its
+		// turn (in progress), it does not go back to pending.
+		if dd := checkDerived(t, svc, d.ID); dd.Status != deploydb.DeploymentInProgress || !dd.FinishedAt.IsZero() || dd.StartedAt.IsZero() {
 			t.Fatalf("deployment after retry: %+v", dd)
 		}
 	}
