@@ -54,8 +54,14 @@ const pageSize = 51
 // accepts: EXPLAIN ANALYZE runs them (and rolls back), so a value that
 // breaks a constraint would fail the review instead of showing a plan.
 var queryValues = map[string]func(s *sample) value{
-	"CreateApp.name":    func(*sample) value { return value{V: "review-new-app", Note: "a new name"} },
-	"DeleteApp.id":      func(s *sample) value { return value{V: s.SmallApp, Note: "a small app (cascades to its rows)"} },
+	"CreateApp.name": func(*sample) value { return value{V: "review-new-app", Note: "a new name"} },
+	"DeleteApp.id":   func(s *sample) value { return value{V: s.SmallApp, Note: "a small app (cascades to its rows)"} },
+	// DeleteApp's transaction locks the app and its operations first: the
+	// same small app.
+	"LockAppForDelete.id": func(s *sample) value { return value{V: s.SmallApp, Note: "the app DeleteApp deletes"} },
+	"LockAppOperations.app_id": func(s *sample) value {
+		return value{V: s.SmallApp, Note: "the app DeleteApp deletes"}
+	},
 	"GetAppByName.name": func(*sample) value { return value{V: "hot-app", Note: "the hot app"} },
 	"UpdateBuildStatus.id": func(s *sample) value {
 		return value{V: s.PendingBuild, Note: "a pending build"}
