@@ -129,6 +129,11 @@ bench: ## Benchmark deploydb against pgx, pgbench, database/sql, sqlx and GORM o
 	mkdir -p bench/results
 	cd bench && $(GO) run . $(BENCH_FLAGS) -md ../docs/benchmarks.md -png ../docs/benchmarks.png -txt results/benchstat.txt
 
+.PHONY: bench-rollouts
+bench-rollouts: ## Benchmark rollouts (claim + complete per target; the service, pgx and pgbench on the same statements; about ten minutes); writes docs/rollouts-benchmarks.md.
+	cd bench && $(GO) run . -rollouts $(ROLLOUT_FLAGS) -md ../docs/rollouts-benchmarks.md
+
 .PHONY: bench-smoke
-bench-smoke: ## Cross-check every benchmark implementation on a tiny data set (a short round runs; no timing claims).
+bench-smoke: ## Cross-check every benchmark implementation on a tiny data set, and the rollout benchmark at tiny sizes (a short round runs; no timing claims).
 	cd bench && $(GO) run . -smoke
+	cd bench && $(GO) run . -rollouts -smoke

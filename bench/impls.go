@@ -172,7 +172,7 @@ func (g genImpl) listPage(ctx context.Context, p *pageArgs, out *[]deploydb.Depl
 func (g genImpl) createDeployment(ctx context.Context, app, build int64, env string, out *deploydb.Deployment) error {
 	d, err := g.q.CreateDeployment(ctx, dbsqlc.CreateDeploymentParams{Environment: env, BuildID: build, AppID: app})
 	if out != nil {
-		*out = genDeployment(d)
+		*out = genDeployment(dbsqlc.Deployment(d))
 	}
 	return err
 }
@@ -183,7 +183,7 @@ func (g genImpl) cancelDeployment(ctx context.Context, id int64, out *deploydb.D
 		err = errNotOneRow
 	}
 	if out != nil {
-		*out = genDeployment(d)
+		*out = genDeployment(dbsqlc.Deployment(d))
 	}
 	return err
 }

@@ -14,6 +14,7 @@
 //
 //	go run . -md ../docs/benchmarks.md -png ../docs/benchmarks.png -txt results/benchstat.txt
 //	go run . -smoke     # tiny data set, cross-check and one short round, no report
+//	go run . -rollouts -md ../docs/rollouts-benchmarks.md   # the rollout benchmark (rollouts.go)
 //
 // `make bench` and `make bench-smoke` in the repository root run these.
 package main
@@ -151,6 +152,9 @@ func logf(format string, args ...any) {
 }
 
 func run(ctx context.Context, args []string) error {
+	if slices.Contains(args, "-rollouts") || slices.Contains(args, "--rollouts") {
+		return runRollouts(ctx, args)
+	}
 	o, err := parseFlags(args)
 	if err != nil {
 		return err

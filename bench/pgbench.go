@@ -47,29 +47,38 @@ func loadPgbenchScripts() (map[string]*pgbenchScript, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &pgbenchScript{name: e.Name(), text: string(b)}
 		var lines []string
-		for _, l := range strings.Split(s.text, "\n") {
+		for _, l := range strings.Split(string(b), "\n") {
 			if t := strings.TrimSpace(l); t == "" || strings.HasPrefix(t, `\`) || strings.HasPrefix(t, "--") {
 				continue
 			}
 			lines = append(lines, l)
 		}
-		stmt := strings.TrimSuffix(strings.TrimSpace(strings.Join(lines, "\n")), ";")
-		index := map[string]int{}
-		s.sql = pgbenchVar.ReplaceAllStringFunc(stmt, func(m string) string {
-			sub := pgbenchVar.FindStringSubmatch(m)
-			n, ok := index[sub[2]]
-			if !ok {
-				s.params = append(s.params, sub[2])
-				n = len(s.params)
-				index[sub[2]] = n
-			}
-			return sub[1] + "$" + strconv.Itoa(n)
-		})
+		s := newPgbenchStatement(e.Name(), strings.Join(lines, "\n"))
+		s.text = string(b)
 		out[e.Name()] = s
 	}
 	return out, nil
+}
+
+// newPgbenchStatement returns the script of one statement with pgbench
+// :variables; its sql has them replaced by $1, $2, ... in order of first
+// use, for pgx.
+func newPgbenchStatement(name, stmt string) *pgbenchScript {
+	stmt = strings.TrimSuffix(strings.TrimSpace(stmt), ";")
+	s := &pgbenchScript{name: name, text: stmt}
+	index := map[string]int{}
+	s.sql = pgbenchVar.ReplaceAllStringFunc(stmt, func(m string) string {
+		sub := pgbenchVar.FindStringSubmatch(m)
+		n, ok := index[sub[2]]
+		if !ok {
+			s.params = append(s.params, sub[2])
+			n = len(s.params)
+			index[sub[2]] = n
+		}
+		return sub[1] + "$" + strconv.Itoa(n)
+	})
+	return s
 }
 
 func (s *pgbenchScript) args(vars map[string]any) ([]any, error) {

@@ -418,19 +418,7 @@ func (r *report) markdown() string {
 	}
 
 	p("\n## Machine and server\n\n")
-	p("- CPU: %s, %d cores; memory %s; %s\n", e.cpu, e.cores, e.memory, e.kernel)
-	p("- %s, GOMAXPROCS %d; PostgreSQL %s; %s\n", e.goVersion, runtime.GOMAXPROCS(0), e.server, e.pgbench)
-	var set []string
-	for _, k := range []string{"shared_buffers", "work_mem", "max_connections", "fsync", "synchronous_commit", "full_page_writes"} {
-		set = append(set, k+"="+e.settings[k])
-	}
-	p("- Server settings: %s. The server is a throwaway cluster on the same machine, started with durability off (fsync, synchronous_commit and full_page_writes off), as the test suite's local clusters are: write figures are therefore CPU-bound, not disk-bound, and higher than a durable server's would be.\n", strings.Join(set, ", "))
-	p("- Client, server and pgbench share the same 2 cores, so at concurrency above 2 the client's CPU cost competes with the server's.\n")
-	p("- Load average (1, 5, 15 min) at the start of the run: %s; at the end: %s. Run time %s.", e.loadStart, e.loadEnd, e.finished.Sub(e.started).Round(time.Second))
-	if busy, steal, ok := e.cpuShares(); ok {
-		p(" During the run the machine's CPUs were %.0f%% busy (this run included) and %.1f%% of CPU time was stolen by the hypervisor.", 100*busy, 100*steal)
-	}
-	p("\n")
+	e.machineMarkdown(p)
 
 	p("\n## Data set\n\n")
 	sz := r.o.sizes
@@ -734,4 +722,21 @@ func redrawChart(o *options) error {
 	}
 	sort.Ints(o.conc)
 	return newReport(o, &environment{}, ws, samples).chart(o.png)
+}
+
+// machineMarkdown writes the machine and server lines of a report.
+func (e *environment) machineMarkdown(p func(string, ...any)) {
+	p("- CPU: %s, %d cores; memory %s; %s\n", e.cpu, e.cores, e.memory, e.kernel)
+	p("- %s, GOMAXPROCS %d; PostgreSQL %s; %s\n", e.goVersion, runtime.GOMAXPROCS(0), e.server, e.pgbench)
+	var set []string
+	for _, k := range []string{"shared_buffers", "work_mem", "max_connections", "fsync", "synchronous_commit", "full_page_writes"} {
+		set = append(set, k+"="+e.settings[k])
+	}
+	p("- Server settings: %s. The server is a throwaway cluster on the same machine, started with durability off (fsync, synchronous_commit and full_page_writes off), as the test suite's local clusters are: write figures are therefore CPU-bound, not disk-bound, and higher than a durable server's would be.\n", strings.Join(set, ", "))
+	p("- Client, server and pgbench share the same %d cores, so at concurrency above %d the client's CPU cost competes with the server's.\n", e.cores, e.cores)
+	p("- Load average (1, 5, 15 min) at the start of the run: %s; at the end: %s. Run time %s.", e.loadStart, e.loadEnd, e.finished.Sub(e.started).Round(time.Second))
+	if busy, steal, ok := e.cpuShares(); ok {
+		p(" During the run the machine's CPUs were %.0f%% busy (this run included) and %.1f%% of CPU time was stolen by the hypervisor.", 100*busy, 100*steal)
+	}
+	p("\n")
 }
