@@ -27,6 +27,8 @@ help: ## List the targets.
 
 # Every Go module of the repository (go mod tidy and its check run in each).
 MODULES := . bench internal/pgtest/pgcontainer tools/sqlc tools/atlas tools/actionlint
+# CODE_MODULES are the modules with packages to vet (the tools modules only pin).
+CODE_MODULES := . bench internal/pgtest/pgcontainer
 
 .PHONY: tools
 tools: $(SQLC) $(ATLAS) $(ACTIONLINT) ## Build the pinned sqlc, Atlas and actionlint into ./bin.
@@ -89,7 +91,8 @@ build: ## Build the deploydb binary into ./bin.
 check: $(SQLC) $(ATLAS) $(ACTIONLINT) ## Fail on anything stale or unclean, naming the command that fixes it.
 	@echo "== gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); \
 		if [ -n "$$out" ]; then echo "$$out"; echo "gofmt needed: run gofmt -w on the files above" >&2; exit 1; fi
-	@echo "== go vet"; $(GO) vet ./...
+	@echo "== go vet (every module with code)"; for m in $(CODE_MODULES); do \
+		(cd $$m && $(GO) vet ./...) || { echo "$$m: go vet failed (or the module does not build)" >&2; exit 1; }; done
 	@echo "== go mod tidy -diff (every module)"; for m in $(MODULES); do \
 		(cd $$m && $(GO) mod tidy -diff >/dev/null) || { echo "$$m: go.mod/go.sum not tidy: run (cd $$m && go mod tidy)" >&2; exit 1; }; done
 	@echo "== GOOS=darwin and GOOS=windows builds"; for os in darwin windows; do \
