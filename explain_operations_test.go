@@ -161,3 +161,63 @@ func checkClaimPlans(t *testing.T, ctx context.Context, rec *queryRecorder, pool
 		t.Errorf("claimed %+v", o)
 	}
 }
+
+// checkCreateDeploymentPlans runs CreateDeployment for the small app while
+// many operations of other apps are pending (the seeded ones), and explains
+// the statement it sends, for its values and as the generic plan a cached
+// prepared statement switches to: superseding the app's older pending
+// operations must reach them through the app's deployments, never by
+// scanning every pending operation (which made each create cost more as
+// the fleet's pending work grew).
+func checkCreateDeploymentPlans(t *testing.T, ctx context.Context, rec *queryRecorder, pool *pgxpool.Pool, svc *deploydb.Service, appID deploydb.AppID) {
+	var buildID int64
+	if err := pool.QueryRow(ctx, `SELECT id FROM builds WHERE app_id = $1 AND status = 'succeeded' ORDER BY id DESC LIMIT 1`, appID).Scan(&buildID); err != nil {
+		t.Fatalf("a succeeded build of app %d: %v", appID, err)
+	}
+	var pending int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM deployment_operations WHERE state = 'pending'`).Scan(&pending); err != nil {
+		t.Fatal(err)
+	}
+	if pending < 1000 {
+		t.Fatalf("only %d pending operations: the check proves little", pending)
+	}
+	rec.take()
+	if _, _, err := svc.CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: appID, BuildID: deploydb.BuildID(buildID), Environment: "production"}); err != nil {
+		t.Fatalf("CreateDeployment: %v", err)
+	}
+	seen := false
+	for _, q := range rec.take() {
+		if q.name() != "CreateDeployment" {
+			continue
+		}
+		seen = true
+		for _, mode := range []string{"custom", "generic"} {
+			explain := explainCustom
+			if mode == "generic" {
+				explain = explainGeneric
+			}
+			e, err := explain(ctx, pool, q)
+			if err != nil {
+				t.Fatalf("%s plan: %v", mode, err)
+			}
+			var problems []string
+			var walk func(n planNode)
+			walk = func(n planNode) {
+				if (n.NodeType == "Seq Scan" || n.NodeType == "Bitmap Heap Scan") && bigTables[n.Relation] {
+					problems = append(problems, n.NodeType+" on "+n.Relation)
+				}
+				for _, c := range n.Plans {
+					walk(c)
+				}
+			}
+			walk(e.Plan)
+			t.Logf("CreateDeployment, %s plan: %.3f ms with %d pending operations elsewhere", mode, e.ExecutionTime, pending)
+			if len(problems) > 0 {
+				t.Errorf("CreateDeployment, %s plan: %s\nplan: %s", mode, strings.Join(problems, "; "), e.raw)
+			}
+		}
+	}
+	if !seen {
+		t.Errorf("CreateDeployment did not send the CreateDeployment statement")
+	}
+}

@@ -677,6 +677,9 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		})
 	}
 	t.Run("ops/ClaimNextOperation", func(t *testing.T) { checkClaimPlans(t, ctx, rec, pool, svc) })
+	t.Run("ops/CreateDeployment", func(t *testing.T) {
+		checkCreateDeploymentPlans(t, ctx, rec, pool, svc, deploydb.AppID(seed.smallApp))
+	})
 	t.Logf("%d cases checked in %s\n%s", len(cases), time.Since(checked).Round(time.Millisecond), planTable(reports))
 }
 

@@ -43,6 +43,7 @@ import (
 )
 
 type rolloutOptions struct {
+	url         string // a database to use instead of a throwaway cluster
 	queries     string // the queries/ directory
 	perTarget   []int  // deployment sizes of the cost-per-target experiment
 	minTargets  int    // targets per cost-per-target cell (small deployments repeat)
@@ -60,6 +61,7 @@ func parseRolloutFlags(args []string) (*rolloutOptions, error) {
 	o := &rolloutOptions{}
 	fs := flag.NewFlagSet("bench -rollouts", flag.ContinueOnError)
 	fs.Bool("rollouts", true, "run the rollout benchmark (this mode)")
+	fs.StringVar(&o.url, "url", "", "database URL to use instead of a throwaway local PostgreSQL (migrated first; rows of an earlier run are deleted)")
 	fs.StringVar(&o.queries, "queries", "../queries", "the directory of the project's queries (the statements pgx and pgbench run)")
 	perTarget := fs.String("targets", "10,1000,10000", "deployment sizes of the cost-per-target experiment")
 	fs.IntVar(&o.minTargets, "min-targets", 2000, "targets per cost-per-target cell: smaller deployments are repeated, one after the other")
@@ -332,14 +334,16 @@ func runRollouts(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := pgtest.StartLocal(ctx)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	url, err := srv.CreateDatabase(ctx, "deploydb_rollouts", "")
-	if err != nil {
-		return err
+	url := o.url
+	if url == "" {
+		srv, err := pgtest.StartLocal(ctx)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		if url, err = srv.CreateDatabase(ctx, "deploydb_rollouts", ""); err != nil {
+			return err
+		}
 	}
 	if err := db.Migrate(ctx, url); err != nil {
 		return err
@@ -358,6 +362,9 @@ func runRollouts(ctx context.Context, args []string) error {
 	defer pool.Close()
 	env.describeServer(ctx, pool)
 	env.pgbench = pgbenchVersion()
+	if _, err := pool.Exec(ctx, `DELETE FROM apps WHERE name LIKE 'bench-rollout-%'`); err != nil {
+		return err
+	}
 	svcPool, err := open()
 	if err != nil {
 		return err
@@ -719,10 +726,10 @@ func (b *rolloutBench) goals() []rolloutGoal {
 	}
 	var best, bestPg rolloutSample
 	for _, c := range b.o.conc {
-		if s, ok := medianOf(b.many, "deploydb", c); ok && s.transitionsPerSec() > best.transitionsPerSec() {
+		if s, ok := medianOf(b.many, "deploydb", c); ok && (best.targets == 0 || s.transitionsPerSec() > best.transitionsPerSec()) {
 			best = s
 		}
-		if s, ok := medianOf(b.many, "pgbench", c); ok && s.transitionsPerSec() > bestPg.transitionsPerSec() {
+		if s, ok := medianOf(b.many, "pgbench", c); ok && (bestPg.targets == 0 || s.transitionsPerSec() > bestPg.transitionsPerSec()) {
 			bestPg = s
 		}
 	}
