@@ -297,3 +297,90 @@ func TestCountingTriggerIsLinear(t *testing.T) {
 		t.Fatalf("the counting trigger compared %d rows for a statement that changed %d operations (quadratic); its plan:\n%s", removed, n, plan)
 	}
 }
+
+// A claim that starts a deployment takes its app and environment's advisory
+// lock, and no other: the lock is tried only for the claim's candidates on
+// its target. When the lock was a filter on the deployments alone, a plan
+// that scans the deployments (small tables, or a generic plan) tried it for
+// every pending deployment of every app, held dozens of other apps' locks
+// until commit, and made concurrent claims of those deployments pass over
+// them: ErrNotFound with claimable work on their target (seen in the
+// rollout benchmark's first cells).
+func TestClaimLocksOnlyTheDeploymentItStarts(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
+		t.Run(mode, func(t *testing.T) {
+			svc, pool := newService(t)
+			// A new fleet: statistics taken while the tables were almost
+			// empty, then pending deployments of 100 targets, each of its
+			// own app, as the rollout benchmark creates them.
+			roDeploy(t, svc, mustApp(t, svc).ID, "prod", targetNames("first-", 10)...)
+			if _, err := pool.Exec(ctx, `ALTER TABLE deployments SET (autovacuum_enabled = false);
+				ALTER TABLE deployment_operations SET (autovacuum_enabled = false);
+				ANALYZE deployments, deployment_operations`); err != nil {
+				t.Fatal(err)
+			}
+			var targets []string
+			for i := range 128 {
+				app := mustApp(t, svc)
+				names := make([]string, 100)
+				for j := range names {
+					names[j] = fmt.Sprintf("%s-%d-%d", strings.TrimPrefix(mode, "force_")[:3], i, j)
+				}
+				roDeploy(t, svc, app.ID, "prod", names...)
+				targets = append(targets, names[0])
+			}
+			targets = targets[:8]
+			cfg := pool.Config().Copy()
+			cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = mode
+			planned, err := pgxpool.NewWithConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer planned.Close()
+			psvc := deploydb.New(planned)
+			// Warm the statement cache, so a generic plan is in use.
+			for range 6 {
+				if _, err := psvc.ClaimOperations(ctx, deploydb.ClaimParams{Target: "nothing-here", Worker: "warm"}); !errors.Is(err, deploydb.ErrNotFound) {
+					t.Fatalf("claim on an empty target: %v", err)
+				}
+			}
+			err = psvc.InTx(ctx, func(tx *deploydb.Service) error {
+				ops, err := tx.ClaimOperations(ctx, deploydb.ClaimParams{Target: targets[0], Worker: "first"})
+				if err != nil {
+					return fmt.Errorf("first claim: %w", err)
+				}
+				if len(ops) != 1 {
+					return fmt.Errorf("first claim took %d operations", len(ops))
+				}
+				var held int
+				if err := tx.Conn().QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()`).Scan(&held); err != nil {
+					return err
+				}
+				if held != 1 {
+					t.Errorf("the claim that starts one deployment holds %d advisory locks, want 1", held)
+				}
+				// While it has not committed, the other deployments start.
+				for _, target := range targets[1:] {
+					if _, err := psvc.ClaimOperations(ctx, deploydb.ClaimParams{Target: target, Worker: "second"}); err != nil {
+						t.Errorf("claim on %s while another app's deployment is being started: %v", target, err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// targetNames returns n target names with a prefix.
+func targetNames(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}

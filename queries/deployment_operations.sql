@@ -133,8 +133,13 @@ WITH picked AS (
                  SELECT 1 FROM deployments newer
                  WHERE newer.app_id = d.app_id AND newer.environment = d.environment
                    AND (newer.created_at, newer.id) > (d.created_at, d.id))
-               AND pg_try_advisory_xact_lock(
-                 ('x' || left(md5('deploydb:app/' || d.app_id::text || '/env/' || d.environment), 16))::bit(64)::bigint)))
+               -- The CASE refers to the operation as well, so the lock is
+               -- tried at the join, for this operation's deployment only; as
+               -- a filter on deployments alone, a plan scanning deployments
+               -- would try (and hold) the lock of every deployment it read.
+               AND CASE WHEN d.id = o.deployment_id THEN pg_try_advisory_xact_lock(
+                 ('x' || left(md5('deploydb:app/' || d.app_id::text || '/env/' || d.environment), 16))::bit(64)::bigint)
+                   ELSE false END))
     ORDER BY o.created_at, o.id
     LIMIT @max_rows
     FOR UPDATE OF o SKIP LOCKED
