@@ -644,6 +644,11 @@ func (s *Service) CancelDeployment(ctx context.Context, id DeploymentID) (Deploy
 func (s *Service) stopDeployment(ctx context.Context, op string, id DeploymentID, final bool) (Deployment, error) {
 	var d Deployment
 	err := s.InTx(ctx, func(tx *Service) error {
+		if final {
+			if _, err := tx.q.LockDeploymentApp(ctx, int64(id)); err != nil {
+				return mapError(ctx, opWrite, op, err)
+			}
+		}
 		if _, err := tx.q.StopDeploymentOperations(ctx, int64(id)); err != nil {
 			return mapError(ctx, opWrite, op, err)
 		}

@@ -384,3 +384,125 @@ func targetNames(prefix string, n int) []string {
 	}
 	return out
 }
+
+// CreateDeployment supersedes the older pending operations of its own app
+// and environment; finding them may read each table at most once, whatever
+// the plan. On a new fleet (statistics taken while the tables were almost
+// empty, then many deployments of other apps created with their pending
+// operations) the generic plan of the cached statement joined every pending
+// operation to a sequential scan of the deployments: pending operations
+// times deployments rows per create, from 3 ms to 100 ms over 128 creates
+// of 100 targets in the rollout benchmark.
+func TestCreateDeploymentReadsEachTableAtMostOnce(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	svc, pool := newService(t)
+	// The first, small rollout, completed, and the statistics of that.
+	first, _ := roDeploy(t, svc, mustApp(t, svc).ID, "prod", targetNames("first-", 10)...)
+	for _, target := range targetNames("first-", 10) {
+		o := roClaim(t, svc, target, "w", time.Minute)
+		if _, _, err := svc.MoveOperation(ctx, deploydb.MoveParams{Lease: o.Lease(), To: deploydb.OperationCompleted}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE deployments SET (autovacuum_enabled = false);
+		ALTER TABLE deployment_operations SET (autovacuum_enabled = false)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `VACUUM ANALYZE deployments, deployment_operations`); err != nil {
+		t.Fatal(err)
+	}
+	// Then the fleet, through one connection whose statements use their
+	// generic plans.
+	cfg := pool.Config().Copy()
+	cfg.MaxConns = 1
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	generic, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(generic.Close)
+	gsvc := deploydb.New(generic)
+	const apps, targets = 128, 100
+	for i := range apps {
+		roDeploy(t, gsvc, mustApp(t, svc).ID, "prod", targetNames(fmt.Sprintf("t%d-", i), targets)...)
+	}
+	app := mustApp(t, svc)
+	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
+	tx, err := generic.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	// The backend's counters of sequential reads, before and after the
+	// statement, in one transaction.
+	counter := func() (n int64) {
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(seq_tup_read), 0)::bigint FROM pg_stat_xact_user_tables
+			WHERE relname IN ('deployments', 'deployment_operations')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := counter()
+	if _, _, err := deploydb.New(tx).CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: b.ID, Environment: "prod"}); err != nil {
+		t.Fatalf("CreateDeployment: %v", err)
+	}
+	read := counter() - before
+	// Planned on the small tables' statistics, the statement may scan them
+	// (a few passes); it may not scan one once per pending operation.
+	rows := int64(apps*targets + 10 + apps + 1)
+	t.Logf("CreateDeployment on the generic plan read %d rows by sequential scans; the tables hold %d rows (first deployment %d)", read, rows, first.ID)
+	if read > 3*rows {
+		t.Errorf("CreateDeployment read %d rows by sequential scans, more than three passes over the %d rows of both tables: its cost grows with pending operations times deployments", read, rows)
+	}
+}
+
+// CancelDeployment updates the deployment row twice in its transaction (the
+// stop's counts, then canceled_at), and the second update re-checks the
+// deployment's foreign key, which locks the app row. Taken after the
+// operations, that lock deadlocked with a DeleteApp holding the app row and
+// waiting for the operations (in about one run of the stress test in five).
+func TestCancelDeploymentDoesNotDeadlockWithDeleteApp(t *testing.T) {
+	t.Parallel()
+	svc, pool := newService(t)
+	ctx := ctxT(t)
+	app := mustApp(t, svc)
+	d, ops := roDeploy(t, svc, app.ID, "prod", "x", "y")
+	before := dbDeadlocks(t, pool)
+
+	// Another transaction holds operation y, so the cancel's stop, which
+	// locks x and then y, waits.
+	hold, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = hold.Rollback(ctx) }()
+	if _, err := hold.Exec(ctx, `SELECT 1 FROM deployment_operations WHERE id = $1 FOR UPDATE`, ops[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	cancelErr, cancelDone := make(chan error, 1), make(chan struct{})
+	go func() {
+		_, err := svc.CancelDeployment(ctx, d.ID)
+		cancelErr <- err
+		close(cancelDone)
+	}()
+	waitForLockWait(t, pool, "StopDeploymentOperations", cancelDone)
+	delErr, delDone := make(chan error, 1), make(chan struct{})
+	go func() {
+		delErr <- svc.DeleteApp(ctx, app.ID)
+		close(delDone)
+	}()
+	waitForLockWait(t, pool, "-- name: LockApp", delDone) // LockAppForDelete or LockAppOperations
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errCancel, errDel := <-cancelErr, <-delErr
+	deadlocks := dbDeadlocks(t, pool) - before
+	t.Logf("CancelDeployment: %v; DeleteApp: %v; deadlocks: %d", errCancel, errDel, deadlocks)
+	if errCancel != nil || errDel != nil || deadlocks != 0 {
+		t.Fatalf("CancelDeployment against DeleteApp: cancel %v, delete %v, %d deadlocks; want both to succeed, one after the other, without a deadlock", errCancel, errDel, deadlocks)
+	}
+	if _, err := svc.GetApp(ctx, app.ID); !errors.Is(err, deploydb.ErrNotFound) {
+		t.Fatalf("app after DeleteApp: %v", err)
+	}
+}

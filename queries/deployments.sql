@@ -8,7 +8,9 @@
 -- (GitLab's "prevent outdated deployment jobs"). Lock order: the app row
 -- (FOR KEY SHARE, before anything else), then those operations
 -- ((deployment_id, target) order), then their deployments (the counting
--- trigger).
+-- trigger). The operations are found from the app's deployments, each set
+-- computed once (ARRAY): no plan, generic or not, reads the pending
+-- operations of other apps once per deployment.
 WITH app AS (
     SELECT a.id FROM apps a WHERE a.id = @app_id FOR KEY SHARE
 ), ins AS (
@@ -24,14 +26,15 @@ WITH app AS (
     SET state       = 'stopped',
         finished_at = GREATEST(now(), op.started_at),
         updated_at  = now()
-    WHERE op.state = 'pending' AND op.id IN (
+    WHERE op.state = 'pending' AND op.id = ANY (ARRAY(
         SELECT l.id FROM deployment_operations l
-        JOIN deployments d ON d.id = l.deployment_id
-        WHERE EXISTS (SELECT 1 FROM ins)
-          AND d.app_id = @app_id AND d.environment = @environment::text
-          AND d.status <> 'in_progress' AND d.ops_pending > 0 AND l.state = 'pending'
+        WHERE EXISTS (SELECT 1 FROM ins) AND l.state = 'pending'
+          AND l.deployment_id = ANY (ARRAY(
+                SELECT d.id FROM deployments d
+                WHERE d.app_id = @app_id AND d.environment = @environment::text
+                  AND d.status <> 'in_progress' AND d.ops_pending > 0))
         ORDER BY l.deployment_id, l.target
-        FOR UPDATE OF l)
+        FOR UPDATE OF l))
     RETURNING op.id
 )
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key,
@@ -211,6 +214,17 @@ WITH locked AS (
 )
 DELETE FROM deployments
 WHERE deployments.id = @id AND (SELECT count(*) FROM locked) >= 0;
+
+-- name: LockDeploymentApp :execrows
+-- LockDeploymentApp locks the app of a deployment FOR KEY SHARE: the first
+-- lock of a transaction that updates the deployment row twice
+-- (CancelDeployment). The second update re-checks the deployment's foreign
+-- key, since the row's current version is the transaction's own, and that
+-- check locks the app row; taking it first keeps the lock order (app,
+-- operations, deployments), which DeleteApp relies on.
+SELECT a.id FROM apps a
+WHERE a.id = (SELECT d.app_id FROM deployments d WHERE d.id = @id)
+FOR KEY SHARE;
 
 -- name: SetDeploymentCanceled :one
 -- SetDeploymentCanceled makes a deployment's rollout final (CancelDeployment):

@@ -28,14 +28,15 @@ WITH app AS (
     SET state       = 'stopped',
         finished_at = GREATEST(now(), op.started_at),
         updated_at  = now()
-    WHERE op.state = 'pending' AND op.id IN (
+    WHERE op.state = 'pending' AND op.id = ANY (ARRAY(
         SELECT l.id FROM deployment_operations l
-        JOIN deployments d ON d.id = l.deployment_id
-        WHERE EXISTS (SELECT 1 FROM ins)
-          AND d.app_id = $1 AND d.environment = $2::text
-          AND d.status <> 'in_progress' AND d.ops_pending > 0 AND l.state = 'pending'
+        WHERE EXISTS (SELECT 1 FROM ins) AND l.state = 'pending'
+          AND l.deployment_id = ANY (ARRAY(
+                SELECT d.id FROM deployments d
+                WHERE d.app_id = $1 AND d.environment = $2::text
+                  AND d.status <> 'in_progress' AND d.ops_pending > 0))
         ORDER BY l.deployment_id, l.target
-        FOR UPDATE OF l)
+        FOR UPDATE OF l))
     RETURNING op.id
 )
 SELECT id, app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at, idempotency_key,
@@ -81,7 +82,9 @@ type CreateDeploymentRow struct {
 // (GitLab's "prevent outdated deployment jobs"). Lock order: the app row
 // (FOR KEY SHARE, before anything else), then those operations
 // ((deployment_id, target) order), then their deployments (the counting
-// trigger).
+// trigger). The operations are found from the app's deployments, each set
+// computed once (ARRAY): no plan, generic or not, reads the pending
+// operations of other apps once per deployment.
 func (q *Queries) CreateDeployment(ctx context.Context, arg CreateDeploymentParams) (CreateDeploymentRow, error) {
 	row := q.db.QueryRow(ctx, CreateDeployment,
 		arg.AppID,
@@ -1035,6 +1038,26 @@ func (q *Queries) ListUpdatedDeploymentsPagedAsc(ctx context.Context, arg ListUp
 		return nil, err
 	}
 	return items, nil
+}
+
+const LockDeploymentApp = `-- name: LockDeploymentApp :execrows
+SELECT a.id FROM apps a
+WHERE a.id = (SELECT d.app_id FROM deployments d WHERE d.id = $1)
+FOR KEY SHARE
+`
+
+// LockDeploymentApp locks the app of a deployment FOR KEY SHARE: the first
+// lock of a transaction that updates the deployment row twice
+// (CancelDeployment). The second update re-checks the deployment's foreign
+// key, since the row's current version is the transaction's own, and that
+// check locks the app row; taking it first keeps the lock order (app,
+// operations, deployments), which DeleteApp relies on.
+func (q *Queries) LockDeploymentApp(ctx context.Context, id int64) (int64, error) {
+	result, err := q.db.Exec(ctx, LockDeploymentApp, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const SetDeploymentCanceled = `-- name: SetDeploymentCanceled :one
