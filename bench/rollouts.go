@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -313,6 +314,9 @@ type rolloutSample struct {
 	elapsed time.Duration
 	round   int
 	retries int64 // claims that found nothing and were tried again
+	// clientCPU is the CPU time (user and system) of the client: this
+	// process for the Go implementations, pgbench for pgbench.
+	clientCPU time.Duration
 }
 
 // transitions per second: a claim and a completion per target.
@@ -538,8 +542,9 @@ func (b *rolloutBench) round(ctx context.Context, round int, shuffle *rand.Rand)
 		}
 		s.round = round
 		if b.o.verb {
-			logf("    exp %d %-9s %6d  %6d targets in %-10s %7.1f µs/target %8.0f transitions/s %d retries",
-				c.exp, s.impl, s.size, s.targets, s.elapsed.Round(time.Microsecond), float64(s.perTarget())/1e3, s.transitionsPerSec(), s.retries)
+			logf("    exp %d %-9s %6d  %6d targets in %-10s %7.1f µs/target %8.0f transitions/s %d retries, client CPU %.0f µs/target",
+				c.exp, s.impl, s.size, s.targets, s.elapsed.Round(time.Microsecond), float64(s.perTarget())/1e3, s.transitionsPerSec(), s.retries,
+				float64(s.clientCPU)/float64(s.targets)/1e3)
 		}
 		switch c.exp {
 		case 1:
@@ -631,7 +636,9 @@ func (b *rolloutBench) manyDeployments(ctx context.Context, im rolloutImpl, c in
 	if im == nil {
 		s.impl = "pgbench"
 		script := &pgbenchScript{name: "rollout.sql", text: b.st.pgbenchText()}
+		cpu0 := cpuTime(syscall.RUSAGE_CHILDREN)
 		tps, _, n, err := runPgbench(ctx, b.url, script, rolloutVars(c, per), c, 0, b.o.opsPerCell/c)
+		s.clientCPU = cpuTime(syscall.RUSAGE_CHILDREN) - cpu0
 		if err != nil {
 			return s, err
 		}
@@ -642,6 +649,7 @@ func (b *rolloutBench) manyDeployments(ctx context.Context, im rolloutImpl, c in
 	} else {
 		s.impl = im.name()
 		x := b.o.opsPerCell / c
+		cpu0 := cpuTime(syscall.RUSAGE_SELF)
 		start := time.Now()
 		err := parallel(c, func(k int) error {
 			for n := range x {
@@ -653,11 +661,22 @@ func (b *rolloutBench) manyDeployments(ctx context.Context, im rolloutImpl, c in
 			return nil
 		})
 		s.elapsed = time.Since(start)
+		s.clientCPU = cpuTime(syscall.RUSAGE_SELF) - cpu0
 		if err != nil {
 			return s, err
 		}
 	}
 	return s, b.finished(ctx, ids, b.o.opsPerCell)
+}
+
+// cpuTime returns the user and system CPU time of this process (who is
+// RUSAGE_SELF) or of its waited-for children (RUSAGE_CHILDREN).
+func cpuTime(who int) time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(who, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // parallel runs fn(0..n-1) on n goroutines and returns the first error.
@@ -788,6 +807,10 @@ func (b *rolloutBench) markdown(e *environment) string {
 		thousands(float64(b.o.opsPerCell/b.o.perDeploy)), b.o.perDeploy, thousands(float64(b.o.opsPerCell)))
 	b.table(p, b.many, b.o.conc, "clients", func(s rolloutSample) string {
 		return fmt.Sprintf("%s [%s µs/target]", thousands(s.transitionsPerSec()), s.spread(b.many))
+	})
+	p("\nThe client's CPU time per target (µs, user and system; the Go process, or pgbench), in the same median cells:\n\n")
+	b.table(p, b.many, b.o.conc, "clients", func(s rolloutSample) string {
+		return fmt.Sprintf("%.0f", float64(s.clientCPU)/float64(s.targets)/1e3)
 	})
 	p("\nRatios to pgbench at the same number of clients (deploydb / pgbench, pgx / pgbench):\n\n| clients | deploydb | pgx |\n|---|---|---|\n")
 	for _, c := range b.o.conc {
