@@ -215,8 +215,11 @@ func (q *Queries) GetDeploymentByIdempotencyKey(ctx context.Context, arg GetDepl
 
 const GetDeploymentResumeBlock = `-- name: GetDeploymentResumeBlock :one
 SELECT d.canceled_at IS NOT NULL AS canceled,
-       COALESCE((SELECT max(n.id) FROM deployments n
-                 WHERE n.app_id = d.app_id AND n.environment = d.environment AND n.id > d.id), 0)::bigint AS newer_id
+       COALESCE((SELECT n.id FROM deployments n
+                 WHERE n.app_id = d.app_id AND n.environment = d.environment
+                   AND (n.created_at, n.id) > (d.created_at, d.id)
+                 ORDER BY n.created_at DESC, n.id DESC
+                 LIMIT 1), 0)::bigint AS newer_id
 FROM deployments d
 WHERE d.id = $1
 `
@@ -228,7 +231,9 @@ type GetDeploymentResumeBlockRow struct {
 
 // GetDeploymentResumeBlock says why a deployment's operations may not go back
 // to pending: it was canceled, or a newer deployment of the same app and
-// environment exists (the id of the newest, or 0).
+// environment exists (the id of the newest, or 0). Newer means later in
+// (created_at, id) order, as superseding and claims read it: one step of
+// deployments_app_id_environment_created_at_id_idx, backwards.
 func (q *Queries) GetDeploymentResumeBlock(ctx context.Context, id int64) (GetDeploymentResumeBlockRow, error) {
 	row := q.db.QueryRow(ctx, GetDeploymentResumeBlock, id)
 	var i GetDeploymentResumeBlockRow
