@@ -168,20 +168,11 @@ func run(ctx context.Context, args []string) error {
 	env.started = time.Now()
 	logf("load average at start: %s", env.loadStart)
 
-	url := o.url
-	if url == "" {
-		srv, err := pgtest.StartLocal(ctx)
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		if url, err = srv.CreateDatabase(ctx, "deploydb_bench", ""); err != nil {
-			return err
-		}
-	}
-	if err := db.Migrate(ctx, url); err != nil {
+	url, closeServer, err := benchDatabase(ctx, o.url, "deploydb_bench")
+	if err != nil {
 		return err
 	}
+	defer closeServer()
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return err
@@ -402,6 +393,23 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Print(rep.summary())
 	return nil
+}
+
+// benchDatabase returns the URL of a migrated database: url itself, or a
+// new database on a throwaway local cluster, which close stops.
+func benchDatabase(ctx context.Context, url, name string) (_ string, close func(), err error) {
+	close = func() {}
+	if url == "" {
+		srv, err := pgtest.StartLocal(ctx)
+		if err != nil {
+			return "", close, err
+		}
+		close = func() { _ = srv.Close() }
+		if url, err = srv.CreateDatabase(ctx, name, ""); err != nil {
+			return "", close, err
+		}
+	}
+	return url, close, db.Migrate(ctx, url)
 }
 
 func implNamed(impls []impl, name string) impl {

@@ -39,8 +39,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deploydb/deploydb"
-	"github.com/deploydb/deploydb/db"
-	"github.com/deploydb/deploydb/internal/pgtest"
 )
 
 type rolloutOptions struct {
@@ -338,20 +336,11 @@ func runRollouts(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	url := o.url
-	if url == "" {
-		srv, err := pgtest.StartLocal(ctx)
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		if url, err = srv.CreateDatabase(ctx, "deploydb_rollouts", ""); err != nil {
-			return err
-		}
-	}
-	if err := db.Migrate(ctx, url); err != nil {
+	url, closeServer, err := benchDatabase(ctx, o.url, "deploydb_rollouts")
+	if err != nil {
 		return err
 	}
+	defer closeServer()
 	maxConns := max(slices.Max(o.workers), slices.Max(o.conc)) + 2
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
