@@ -72,7 +72,7 @@ type ClaimOperationsParams struct {
 // deployment_operations_target_state_created_at_id_idx and
 // deployments_one_in_progress_key. The deployments' counts and status follow
 // in the same statement (schema_triggers.sql).
-// deploydb:review-allow-scan the claim walks the target's pending operations oldest first and passes over those of deployments waiting for their app and environment's turn (superseding leaves at most one waiting deployment per app and environment); each costs a primary-key lookup and one or two index probes, so its buffers grow with the waiting deployments that have work on the target, not with the table
+// deploydb:review-allow-scan the claim walks the target's pending operations oldest first and passes over those of deployments that cannot start yet (waiting for their app and environment's turn, or outdated); each costs a primary-key lookup and one or two index probes, so its buffers grow with such deployments that have work on the target (the review's seed loads many per app and environment; the service's superseding leaves at most one waiting)
 func (q *Queries) ClaimOperations(ctx context.Context, arg ClaimOperationsParams) ([]DeploymentOperation, error) {
 	rows, err := q.db.Query(ctx, ClaimOperations,
 		arg.Worker,
