@@ -514,7 +514,9 @@ func (w *Waiter) receive(conn *pgxpool.Conn) error {
 		case w.ctx.Err() != nil:
 			return err
 		case errors.Is(err, context.DeadlineExceeded) && !conn.Conn().IsClosed():
-			pctx, pcancel := context.WithTimeout(w.ctx, waiterSetupTimeout)
+			// Not cancelled by Close: a query interrupted in flight closes
+			// the connection, and Close would then fail to give it back.
+			pctx, pcancel := context.WithTimeout(context.Background(), waiterSetupTimeout)
 			_, err = conn.Exec(pctx, "SELECT 1")
 			pcancel()
 			if err != nil {
