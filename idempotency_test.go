@@ -1,21 +1,13 @@
 package deploydb_test
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
-	"io"
-	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/deploydb/deploydb"
-	"github.com/deploydb/deploydb/internal/pgtest"
 )
 
 // TestIdempotentCreates: a repeat with the same key and arguments returns
@@ -152,87 +144,36 @@ func TestIdempotentCreatesRace(t *testing.T) {
 	}
 }
 
-// killProxy forwards TCP connections to a PostgreSQL server. Armed, it
-// watches the server's replies and withholds the CommandComplete of each
-// INSERT, SELECT (a CreateDeployment is an INSERT inside a WITH) or COMMIT
-// until the ReadyForQuery that follows it. When that says the session is
-// idle, outside a transaction, the write has committed: it then drops both
-// sides, so the client never reads the reply of a write the server
-// committed. Inside a transaction it passes both on.
+// killProxy, armed, watches the server's replies and withholds the
+// CommandComplete of each INSERT, SELECT (a CreateDeployment is an INSERT
+// inside a WITH) or COMMIT until the ReadyForQuery that follows it. When
+// that says the session is idle, outside a transaction, the write has
+// committed: it then drops the connection, so the client never reads the
+// reply of a write the server committed. Inside a transaction it passes
+// both on.
 type killProxy struct {
-	ln     net.Listener
-	target string
 	armed  atomic.Bool
 	killed atomic.Int32
-	wg     sync.WaitGroup
 }
 
-func newKillProxy(t *testing.T, target string) *killProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func (p *killProxy) onReply(c *proxyConn, typ byte, body []byte) ([]byte, bool) {
+	switch {
+	case typ == 'C' && p.armed.Load() && (bytes.HasPrefix(body, []byte("INSERT ")) ||
+		bytes.HasPrefix(body, []byte("SELECT ")) || bytes.HasPrefix(body, []byte("COMMIT"))):
+		c.held = body
+		return nil, false
+	case typ == 'Z' && c.held != nil && len(body) == 1 && body[0] == 'I' && p.armed.CompareAndSwap(true, false):
+		// Committed (idle, outside a transaction); the client has read
+		// nothing of it.
+		p.killed.Add(1)
+		return nil, true
+	case typ == 'Z' && c.held != nil:
+		// Inside a transaction: nothing is committed yet, pass it on.
+		out := append(message('C', c.held), message(typ, body)...)
+		c.held = nil
+		return out, false
 	}
-	p := &killProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
-	return p
-}
-
-func (p *killProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.wg.Add(1)
-		go func() { defer p.wg.Done(); p.pipe(c) }()
-	}
-}
-
-func (p *killProxy) pipe(client net.Conn) {
-	defer client.Close()
-	server, err := net.Dial("tcp", p.target)
-	if err != nil {
-		return
-	}
-	defer server.Close()
-	go func() { _, _ = io.Copy(server, client); server.Close() }()
-	r := bufio.NewReader(server)
-	var held []byte // the withheld CommandComplete
-	for {
-		var hdr [5]byte
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return
-		}
-		body := make([]byte, binary.BigEndian.Uint32(hdr[1:])-4)
-		if _, err := io.ReadFull(r, body); err != nil {
-			return
-		}
-		switch {
-		case hdr[0] == 'C' && p.armed.Load() && (bytes.HasPrefix(body, []byte("INSERT ")) ||
-			bytes.HasPrefix(body, []byte("SELECT ")) || bytes.HasPrefix(body, []byte("COMMIT"))):
-			held = body
-			continue
-		case hdr[0] == 'Z' && held != nil && len(body) == 1 && body[0] == 'I' && p.armed.CompareAndSwap(true, false):
-			// Committed (idle, outside a transaction); the client has read
-			// nothing of it.
-			p.killed.Add(1)
-			return
-		case hdr[0] == 'Z' && held != nil:
-			// Inside a transaction: nothing is committed yet, pass it on.
-			msg := binary.BigEndian.AppendUint32([]byte{'C'}, uint32(len(held)+4))
-			if _, err := client.Write(append(msg, held...)); err != nil {
-				return
-			}
-			held = nil
-		}
-		if _, err := client.Write(append(hdr[:], body...)); err != nil {
-			return
-		}
-	}
+	return message(typ, body), false
 }
 
 // TestRepeatAfterLostReply is the retry-safety proof: the connection dies
@@ -243,20 +184,8 @@ func (p *killProxy) pipe(client net.Conn) {
 func TestRepeatAfterLostReply(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
-	u, err := url.Parse(pgtest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newKillProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	q := u.Query()
-	q.Set("sslmode", "disable")
-	u.RawQuery = q.Encode()
-	pool, err := pgxpool.New(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	proxy := new(killProxy)
+	pool := proxiedPool(t, ctx, proxy.onReply)
 	svc := deploydb.New(pool)
 	app, err := svc.CreateApp(ctx, deploydb.CreateAppParams{Name: "lost-reply"})
 	if err != nil {

@@ -1,16 +1,11 @@
 package deploydb_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log"
-	"net"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -631,73 +626,25 @@ func ExampleWaiter() {
 	// Output: web-1 running worker-1
 }
 
-// stallProxy forwards TCP connections to a PostgreSQL server. Armed, it
-// withholds the server's reply to the next query that completes as
-// "SELECT 1" (the Waiter's connection check) until release is closed.
+// stallProxy, armed, withholds the server's reply to the next query that
+// completes as "SELECT 1" (the Waiter's connection check) until release is
+// closed.
 type stallProxy struct {
-	ln      net.Listener
-	target  string
 	armed   atomic.Bool
 	holding chan struct{} // closed when a reply is withheld
 	release chan struct{}
 	once    sync.Once
-	wg      sync.WaitGroup
 }
 
-func newStallProxy(t *testing.T, target string) *stallProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+func (p *stallProxy) onReply(_ *proxyConn, typ byte, body []byte) ([]byte, bool) {
+	if typ == 'C' && bytes.HasPrefix(body, []byte("SELECT 1\x00")) && p.armed.CompareAndSwap(true, false) {
+		close(p.holding)
+		<-p.release
 	}
-	p := &stallProxy{ln: ln, target: target, holding: make(chan struct{}), release: make(chan struct{})}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() { defer p.wg.Done(); p.pipe(c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		p.once.Do(func() { close(p.release) })
-		ln.Close()
-		p.wg.Wait()
-	})
-	return p
+	return message(typ, body), false
 }
 
-func (p *stallProxy) pipe(client net.Conn) {
-	defer client.Close()
-	server, err := net.Dial("tcp", p.target)
-	if err != nil {
-		return
-	}
-	defer server.Close()
-	go func() { _, _ = io.Copy(server, client); server.Close() }()
-	r := bufio.NewReader(server)
-	for {
-		var hdr [5]byte
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return
-		}
-		body := make([]byte, binary.BigEndian.Uint32(hdr[1:])-4)
-		if _, err := io.ReadFull(r, body); err != nil {
-			return
-		}
-		if hdr[0] == 'C' && bytes.HasPrefix(body, []byte("SELECT 1\x00")) && p.armed.CompareAndSwap(true, false) {
-			close(p.holding)
-			<-p.release
-		}
-		if _, err := client.Write(append(hdr[:], body...)); err != nil {
-			return
-		}
-	}
-}
+func (p *stallProxy) letGo() { p.once.Do(func() { close(p.release) }) }
 
 // Close while the listener checks its connection: the check is not
 // interrupted (a query cancelled in flight closes the connection, and
@@ -706,20 +653,9 @@ func (p *stallProxy) pipe(client net.Conn) {
 func TestWaiterCloseDuringConnectionCheck(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
-	u, err := url.Parse(pgtest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newStallProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	q := u.Query()
-	q.Set("sslmode", "disable")
-	u.RawQuery = q.Encode()
-	pool, err := pgxpool.New(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	proxy := &stallProxy{holding: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(proxy.letGo) // before the proxy stops: Cleanups run last first
+	pool := proxiedPool(t, ctx, proxy.onReply)
 	svc := deploydb.New(pool)
 	w, err := svc.NewWaiter(ctx, deploydb.WaiterParams{PollInterval: time.Second})
 	if err != nil {
@@ -738,7 +674,7 @@ func TestWaiterCloseDuringConnectionCheck(t *testing.T) {
 	go func() { closed <- w.Close() }()
 	// Give Close time to cancel what it cancels, then let the reply through.
 	time.Sleep(100 * time.Millisecond)
-	proxy.once.Do(func() { close(proxy.release) })
+	proxy.letGo()
 	if err := <-closed; err != nil {
 		t.Fatalf("Close during the connection check: %v; want nil, the connection given back", err)
 	}
