@@ -506,3 +506,52 @@ func TestCancelDeploymentDoesNotDeadlockWithDeleteApp(t *testing.T) {
 		t.Fatalf("app after DeleteApp: %v", err)
 	}
 }
+
+// A create supersedes the pending operations of the app and environment's
+// older deployments that are not in progress: only pending, failed and
+// canceled deployments can hold any, so the search may not read the app's
+// deployed history (it read every earlier deployment of the app and
+// environment, one heap fetch each, on every create).
+func TestCreateDeploymentSkipsDeployedHistory(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	svc, pool := newService(t)
+	app := mustApp(t, svc)
+	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
+	// A long deployed history of prod, loaded as the owner.
+	const history = 2000
+	if _, err := pool.Exec(ctx, `INSERT INTO deployments (app_id, build_id, environment, status, created_at, updated_at, started_at, finished_at)
+		SELECT $1, $2, 'prod', 'deployed', now() - make_interval(mins => g), now() - make_interval(mins => g),
+		       now() - make_interval(mins => g), now() - make_interval(mins => g)
+		FROM generate_series(1, $3) g`, app.ID, b.ID, history); err != nil {
+		t.Fatal(err)
+	}
+	// Other apps' work, so the search has operations to look through.
+	for i := range 20 {
+		roDeploy(t, svc, mustApp(t, svc).ID, "prod", targetNames(fmt.Sprintf("o%d-", i), 50)...)
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE deployments, deployment_operations`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	counter := func() (n int64) {
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(idx_tup_fetch + seq_tup_read), 0)::bigint FROM pg_stat_xact_user_tables
+			WHERE relname = 'deployments'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := counter()
+	if _, _, err := deploydb.New(tx).CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: b.ID, Environment: "prod"}); err != nil {
+		t.Fatalf("CreateDeployment: %v", err)
+	}
+	read := counter() - before
+	t.Logf("CreateDeployment read %d deployment rows with %d deployed deployments of the app and environment", read, history)
+	if read >= history/10 {
+		t.Errorf("CreateDeployment read %d deployment rows with %d deployed deployments of the app and environment: it walks the history", read, history)
+	}
+}

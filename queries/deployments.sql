@@ -10,7 +10,11 @@
 -- ((deployment_id, target) order), then their deployments (the counting
 -- trigger). The operations are found from the app's deployments, each set
 -- computed once (ARRAY): no plan, generic or not, reads the pending
--- operations of other apps once per deployment.
+-- operations of other apps once per deployment. Only a pending, failed or
+-- canceled deployment can hold pending operations without being in
+-- progress (deployed means all completed), so the deployments are found
+-- through deployments_app_id_status_created_at_id_idx, not the app's
+-- deployed history.
 WITH app AS (
     SELECT a.id FROM apps a WHERE a.id = @app_id FOR KEY SHARE
 ), ins AS (
@@ -32,7 +36,7 @@ WITH app AS (
           AND l.deployment_id = ANY (ARRAY(
                 SELECT d.id FROM deployments d
                 WHERE d.app_id = @app_id AND d.environment = @environment::text
-                  AND d.status <> 'in_progress' AND d.ops_pending > 0))
+                  AND d.status IN ('pending', 'failed', 'canceled') AND d.ops_pending > 0))
         ORDER BY l.deployment_id, l.target
         FOR UPDATE OF l))
     RETURNING op.id

@@ -34,7 +34,7 @@ WITH app AS (
           AND l.deployment_id = ANY (ARRAY(
                 SELECT d.id FROM deployments d
                 WHERE d.app_id = $1 AND d.environment = $2::text
-                  AND d.status <> 'in_progress' AND d.ops_pending > 0))
+                  AND d.status IN ('pending', 'failed', 'canceled') AND d.ops_pending > 0))
         ORDER BY l.deployment_id, l.target
         FOR UPDATE OF l))
     RETURNING op.id
@@ -84,7 +84,11 @@ type CreateDeploymentRow struct {
 // ((deployment_id, target) order), then their deployments (the counting
 // trigger). The operations are found from the app's deployments, each set
 // computed once (ARRAY): no plan, generic or not, reads the pending
-// operations of other apps once per deployment.
+// operations of other apps once per deployment. Only a pending, failed or
+// canceled deployment can hold pending operations without being in
+// progress (deployed means all completed), so the deployments are found
+// through deployments_app_id_status_created_at_id_idx, not the app's
+// deployed history.
 func (q *Queries) CreateDeployment(ctx context.Context, arg CreateDeploymentParams) (CreateDeploymentRow, error) {
 	row := q.db.QueryRow(ctx, CreateDeployment,
 		arg.AppID,
