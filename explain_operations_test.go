@@ -123,8 +123,7 @@ func checkClaimPlans(t *testing.T, ctx context.Context, rec *queryRecorder, pool
 		}
 		var problems []string
 		var indexes []string
-		var walk func(n planNode)
-		walk = func(n planNode) {
+		walkPlan(e.Plan, func(n planNode) {
 			switch n.NodeType {
 			case "Sort", "Incremental Sort":
 				problems = append(problems, n.NodeType+" node")
@@ -135,11 +134,7 @@ func checkClaimPlans(t *testing.T, ctx context.Context, rec *queryRecorder, pool
 			case "Index Scan", "Index Only Scan":
 				indexes = append(indexes, n.IndexName)
 			}
-			for _, c := range n.Plans {
-				walk(c)
-			}
-		}
-		walk(e.Plan)
+		})
 		found := false
 		for _, i := range indexes {
 			found = found || i == index
@@ -201,16 +196,11 @@ func checkCreateDeploymentPlans(t *testing.T, ctx context.Context, rec *queryRec
 				t.Fatalf("%s plan: %v", mode, err)
 			}
 			var problems []string
-			var walk func(n planNode)
-			walk = func(n planNode) {
+			walkPlan(e.Plan, func(n planNode) {
 				if (n.NodeType == "Seq Scan" || n.NodeType == "Bitmap Heap Scan") && bigTables[n.Relation] {
 					problems = append(problems, n.NodeType+" on "+n.Relation)
 				}
-				for _, c := range n.Plans {
-					walk(c)
-				}
-			}
-			walk(e.Plan)
+			})
 			t.Logf("CreateDeployment, %s plan: %.3f ms with %d pending operations elsewhere", mode, e.ExecutionTime, pending)
 			if len(problems) > 0 {
 				t.Errorf("CreateDeployment, %s plan: %s\nplan: %s", mode, strings.Join(problems, "; "), e.raw)

@@ -301,8 +301,7 @@ func planProblems(e explained, want planWant) []string {
 			e.IndexBlocks, e.Plan.ActualRows, maxIndexBlocks))
 	}
 	var scans []planNode
-	var walk func(n planNode)
-	walk = func(n planNode) {
+	walkPlan(e.Plan, func(n planNode) {
 		switch n.NodeType {
 		case "Sort", "Incremental Sort":
 			problems = append(problems, fmt.Sprintf("%s node (key %s)", n.NodeType, strings.Join(n.SortKey, ", ")))
@@ -313,11 +312,7 @@ func planProblems(e explained, want planWant) []string {
 		case "Index Scan", "Index Only Scan":
 			scans = append(scans, n)
 		}
-		for _, c := range n.Plans {
-			walk(c)
-		}
-	}
-	walk(e.Plan)
+	})
 	if len(scans) == 0 {
 		return append(problems, "no Index Scan or Index Only Scan node")
 	}
@@ -352,6 +347,14 @@ func planProblems(e explained, want planWant) []string {
 }
 
 // mainScan returns the first index scan node of a plan.
+// walkPlan calls fn on n and on every node under it, parents first.
+func walkPlan(n planNode, fn func(planNode)) {
+	fn(n)
+	for _, c := range n.Plans {
+		walkPlan(c, fn)
+	}
+}
+
 func mainScan(n planNode) (planNode, bool) {
 	if n.NodeType == "Index Scan" || n.NodeType == "Index Only Scan" {
 		return n, true

@@ -87,13 +87,20 @@ func TestDeleteAppDoesNotDeadlockWithCreateDeployment(t *testing.T) {
 	}()
 	waitForLockWait(t, pool, "FROM apps", delDone) // LockAppForDelete: DeleteApp's first statement
 	close(proceed)
-	errTx, errDel := <-txErr, <-delErr
+	wantAppDeletedWithoutDeadlock(t, svc, pool, app.ID, before, "a superseding CreateDeployment", <-txErr, <-delErr)
+}
+
+// wantAppDeletedWithoutDeadlock checks the end of a race between DeleteApp
+// and another call (what): both succeeded, one after the other, no deadlock
+// was counted since before, and the app is gone.
+func wantAppDeletedWithoutDeadlock(t *testing.T, svc *deploydb.Service, pool *pgxpool.Pool, appID deploydb.AppID, before int64, what string, errOther, errDel error) {
+	t.Helper()
 	deadlocks := dbDeadlocks(t, pool) - before
-	t.Logf("transaction: %v; DeleteApp: %v; deadlocks: %d", errTx, errDel, deadlocks)
-	if errTx != nil || errDel != nil || deadlocks != 0 {
-		t.Fatalf("DeleteApp against a superseding CreateDeployment: transaction %v, DeleteApp %v, %d deadlocks; want both to succeed, one after the other, without a deadlock", errTx, errDel, deadlocks)
+	t.Logf("%s: %v; DeleteApp: %v; deadlocks: %d", what, errOther, errDel, deadlocks)
+	if errOther != nil || errDel != nil || deadlocks != 0 {
+		t.Fatalf("DeleteApp against %s: %v, DeleteApp %v, %d deadlocks; want both to succeed, one after the other, without a deadlock", what, errOther, errDel, deadlocks)
 	}
-	if _, err := svc.GetApp(ctx, app.ID); !errors.Is(err, deploydb.ErrNotFound) {
+	if _, err := svc.GetApp(context.Background(), appID); !errors.Is(err, deploydb.ErrNotFound) {
 		t.Fatalf("app after DeleteApp: %v", err)
 	}
 }
@@ -323,12 +330,8 @@ func TestClaimLocksOnlyTheDeploymentItStarts(t *testing.T) {
 			}
 			var targets []string
 			for i := range 128 {
-				app := mustApp(t, svc)
-				names := make([]string, 100)
-				for j := range names {
-					names[j] = fmt.Sprintf("%s-%d-%d", strings.TrimPrefix(mode, "force_")[:3], i, j)
-				}
-				roDeploy(t, svc, app.ID, "prod", names...)
+				names := targetNames(fmt.Sprintf("%s-%d-", strings.TrimPrefix(mode, "force_")[:3], i), 100)
+				roDeploy(t, svc, mustApp(t, svc).ID, "prod", names...)
 				targets = append(targets, names[0])
 			}
 			targets = targets[:8]
@@ -429,25 +432,8 @@ func TestCreateDeploymentReadsEachTableAtMostOnce(t *testing.T) {
 	}
 	app := mustApp(t, svc)
 	b := mustBuild(t, svc, app.ID, deploydb.BuildSucceeded)
-	tx, err := generic.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	// The backend's counters of sequential reads, before and after the
-	// statement, in one transaction.
-	counter := func() (n int64) {
-		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(seq_tup_read), 0)::bigint FROM pg_stat_xact_user_tables
-			WHERE relname IN ('deployments', 'deployment_operations')`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	before := counter()
-	if _, _, err := deploydb.New(tx).CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: b.ID, Environment: "prod"}); err != nil {
-		t.Fatalf("CreateDeployment: %v", err)
-	}
-	read := counter() - before
+	read := createDeploymentReads(t, generic, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: b.ID, Environment: "prod"},
+		"seq_tup_read", "deployments", "deployment_operations")
 	// Planned on the small tables' statistics, the statement may scan them
 	// (a few passes); it may not scan one once per pending operation.
 	rows := int64(apps*targets + 10 + apps + 1)
@@ -496,15 +482,7 @@ func TestCancelDeploymentDoesNotDeadlockWithDeleteApp(t *testing.T) {
 	if err := hold.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	errCancel, errDel := <-cancelErr, <-delErr
-	deadlocks := dbDeadlocks(t, pool) - before
-	t.Logf("CancelDeployment: %v; DeleteApp: %v; deadlocks: %d", errCancel, errDel, deadlocks)
-	if errCancel != nil || errDel != nil || deadlocks != 0 {
-		t.Fatalf("CancelDeployment against DeleteApp: cancel %v, delete %v, %d deadlocks; want both to succeed, one after the other, without a deadlock", errCancel, errDel, deadlocks)
-	}
-	if _, err := svc.GetApp(ctx, app.ID); !errors.Is(err, deploydb.ErrNotFound) {
-		t.Fatalf("app after DeleteApp: %v", err)
-	}
+	wantAppDeletedWithoutDeadlock(t, svc, pool, app.ID, before, "CancelDeployment", <-cancelErr, <-delErr)
 }
 
 // A create supersedes the pending operations of the app and environment's
@@ -533,25 +511,37 @@ func TestCreateDeploymentSkipsDeployedHistory(t *testing.T) {
 	if _, err := pool.Exec(ctx, `ANALYZE deployments, deployment_operations`); err != nil {
 		t.Fatal(err)
 	}
+	read := createDeploymentReads(t, pool, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: b.ID, Environment: "prod"},
+		"idx_tup_fetch + seq_tup_read", "deployments")
+	t.Logf("CreateDeployment read %d deployment rows with %d deployed deployments of the app and environment", read, history)
+	if read >= history/10 {
+		t.Errorf("CreateDeployment read %d deployment rows with %d deployed deployments of the app and environment: it walks the history", read, history)
+	}
+}
+
+// createDeploymentReads runs CreateDeployment in a transaction of pool
+// (rolled back) and returns how many rows the call read from tables, by the
+// pg_stat_xact_user_tables counters summed in counters: the backend's
+// counters before and after the call, in the same transaction (on
+// PostgreSQL 15 they also hold earlier transactions not yet reported).
+func createDeploymentReads(t *testing.T, pool *pgxpool.Pool, p deploydb.CreateDeploymentParams, counters string, tables ...string) int64 {
+	t.Helper()
+	ctx := ctxT(t)
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	counter := func() (n int64) {
-		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(idx_tup_fetch + seq_tup_read), 0)::bigint FROM pg_stat_xact_user_tables
-			WHERE relname = 'deployments'`).Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(`+counters+`), 0)::bigint FROM pg_stat_xact_user_tables
+			WHERE relname = ANY($1)`, tables).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
 	before := counter()
-	if _, _, err := deploydb.New(tx).CreateDeployment(ctx, deploydb.CreateDeploymentParams{AppID: app.ID, BuildID: b.ID, Environment: "prod"}); err != nil {
+	if _, _, err := deploydb.New(tx).CreateDeployment(ctx, p); err != nil {
 		t.Fatalf("CreateDeployment: %v", err)
 	}
-	read := counter() - before
-	t.Logf("CreateDeployment read %d deployment rows with %d deployed deployments of the app and environment", read, history)
-	if read >= history/10 {
-		t.Errorf("CreateDeployment read %d deployment rows with %d deployed deployments of the app and environment: it walks the history", read, history)
-	}
+	return counter() - before
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deploydb/deploydb"
+	"github.com/deploydb/deploydb/internal/review"
 )
 
 type rolloutOptions struct {
@@ -101,82 +102,65 @@ func parseRolloutFlags(args []string) (*rolloutOptions, error) {
 	return o, nil
 }
 
-// rolloutStatements are the claim and the fenced completion as pgbench
-// statements (and, through their sql, as pgx statements), read from the
-// project's queries so that they cannot drift from what the service runs.
+// rolloutStatements are the claim and the fenced completion, read from the
+// project's queries with the review's parser, so that they cannot drift
+// from what the service runs: sql and params as pgx runs them, text as
+// pgbench runs them.
 type rolloutStatements struct {
 	claim, complete *pgbenchScript
 }
 
-var (
-	sqlcNarg = regexp.MustCompile(`sqlc\.narg\('([a-z_]+)'\)`)
-	sqlcArg  = regexp.MustCompile(`@([a-z_]+)`)
-)
+var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 
-// queryText returns the statement of the named query in a queries file,
-// without its comments and its final semicolon.
-func queryText(file, name string) (string, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", err
+// pgbenchForm returns q as a pgbench statement: its placeholders become
+// :variables named after its parameters (renamed as rename says), without
+// its comment lines. The colon inside the advisory-lock key's literal would
+// read as a pgbench variable, so the literal is spelled with chr(58), the
+// same string.
+func pgbenchForm(q *review.Query, rename map[string]string) *pgbenchScript {
+	s := &pgbenchScript{name: q.Name, sql: q.Text}
+	for _, p := range q.Params {
+		if r, ok := rename[p]; ok {
+			p = r
+		}
+		s.params = append(s.params, p)
 	}
 	var lines []string
-	in := false
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "-- name: ") {
-			if in {
-				break
-			}
-			in = strings.Fields(l)[2] == name
-			continue
-		}
-		if in && !strings.HasPrefix(strings.TrimSpace(l), "--") && strings.TrimSpace(l) != "" {
+	for _, l := range strings.Split(q.Text, "\n") {
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "--") {
 			lines = append(lines, l)
 		}
 	}
-	if len(lines) == 0 {
-		return "", fmt.Errorf("%s: no query %s", file, name)
-	}
-	return strings.TrimSuffix(strings.TrimSpace(strings.Join(lines, "\n")), ";"), nil
-}
-
-// toPgbench rewrites sqlc's parameters as pgbench variables, renaming some.
-// The colon inside the advisory-lock key's literal would read as a pgbench
-// variable, so the literal is spelled with chr(58), the same string.
-func toPgbench(stmt string, rename map[string]string) string {
-	stmt = strings.ReplaceAll(stmt, "'deploydb:", "'deploydb' || chr(58) || '")
-	sub := func(m []string) string {
-		if r, ok := rename[m[1]]; ok {
-			return ":" + r
-		}
-		return ":" + m[1]
-	}
-	stmt = sqlcNarg.ReplaceAllStringFunc(stmt, func(s string) string { return sub(sqlcNarg.FindStringSubmatch(s)) })
-	return sqlcArg.ReplaceAllStringFunc(stmt, func(s string) string { return sub(sqlcArg.FindStringSubmatch(s)) })
+	text := strings.ReplaceAll(strings.Join(lines, "\n"), "'deploydb:", "'deploydb' || chr(58) || '")
+	s.text = placeholder.ReplaceAllStringFunc(text, func(m string) string {
+		n, _ := strconv.Atoi(m[1:])
+		return ":" + s.params[n-1]
+	})
+	return s
 }
 
 func loadRolloutStatements(dir string) (*rolloutStatements, error) {
-	file := filepath.Join(dir, "deployment_operations.sql")
-	claim, err := queryText(file, "ClaimOperations")
+	const file = "deployment_operations.sql"
+	data, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		return nil, err
 	}
-	move, err := queryText(file, "TransitionOperation")
-	if err != nil {
-		return nil, err
-	}
-	st := &rolloutStatements{
-		claim: newPgbenchStatement("claim", toPgbench(claim, nil)),
-		// The completion carries the claimed row's id and token, which the
-		// pgbench script stores with \gset c_.
-		complete: newPgbenchStatement("complete", toPgbench(move, map[string]string{"id": "c_id", "token": "c_lease_token"})),
-	}
-	for _, s := range []*pgbenchScript{st.claim, st.complete} {
-		for _, p := range s.params {
-			if _, ok := rolloutVars(0, 0)[p]; !ok && p != "target" && p != "c_id" && p != "c_lease_token" {
-				return nil, fmt.Errorf("%s statement: parameter %s has no benchmark value", s.name, p)
-			}
+	st := &rolloutStatements{}
+	for _, q := range review.ParseQueries(file, data) {
+		if q.Err != nil {
+			return nil, fmt.Errorf("%s %s: %w", file, q.Name, q.Err)
 		}
+		switch q.Name {
+		case "ClaimOperations":
+			st.claim = pgbenchForm(q, nil)
+		case "TransitionOperation":
+			// The completion carries the claimed row's id and token, which
+			// the pgbench script stores with \gset c_.
+			st.complete = pgbenchForm(q, map[string]string{"id": "c_id", "token": "c_lease_token"})
+		}
+	}
+	if st.claim == nil || st.complete == nil {
+		return nil, fmt.Errorf("%s lacks ClaimOperations or TransitionOperation", file)
 	}
 	return st, nil
 }
@@ -233,24 +217,42 @@ func (s serviceRollout) claimComplete(ctx context.Context, target string) error 
 	return err
 }
 
+// pgxRollout runs the statements through a pool, as hand-written pgx
+// would: the arguments are laid out once, and each call fills in its own.
 type pgxRollout struct {
-	pool  *pgxpool.Pool
-	st    *rolloutStatements
-	lease pgtype.Interval
+	pool                    *pgxpool.Pool
+	st                      *rolloutStatements
+	claimArgs, completeArgs []any
+	target, id, token       int // positions of the per-call arguments
+}
+
+func newPgxRollout(pool *pgxpool.Pool, st *rolloutStatements) (pgxRollout, error) {
+	vals := map[string]any{
+		"worker": "bench", "lease": pgtype.Interval{Microseconds: 60e6, Valid: true}, "max_rows": int64(1),
+		"new_state": "completed", "last_error": nil, "target": "", "c_id": int64(0), "c_lease_token": int64(0),
+	}
+	p := pgxRollout{pool: pool, st: st}
+	var err error
+	if p.claimArgs, err = st.claim.args(vals); err != nil {
+		return p, err
+	}
+	if p.completeArgs, err = st.complete.args(vals); err != nil {
+		return p, err
+	}
+	p.target = slices.Index(st.claim.params, "target")
+	p.id, p.token = slices.Index(st.complete.params, "c_id"), slices.Index(st.complete.params, "c_lease_token")
+	if p.target < 0 || p.id < 0 || p.token < 0 {
+		return p, fmt.Errorf("the claim or the completion lacks its target, id or token parameter")
+	}
+	return p, nil
 }
 
 func (pgxRollout) name() string { return "pgx" }
 
 func (p pgxRollout) claimComplete(ctx context.Context, target string) error {
-	args := func(s *pgbenchScript, vals map[string]any) []any {
-		out := make([]any, len(s.params))
-		for i, n := range s.params {
-			out[i] = vals[n]
-		}
-		return out
-	}
-	rows, err := p.pool.Query(ctx, p.st.claim.sql, args(p.st.claim, map[string]any{
-		"target": target, "worker": "bench", "lease": p.lease, "max_rows": int64(1)})...)
+	args := slices.Clone(p.claimArgs)
+	args[p.target] = target
+	rows, err := p.pool.Query(ctx, p.st.claim.sql, args...)
 	if err != nil {
 		return err
 	}
@@ -258,13 +260,11 @@ func (p pgxRollout) claimComplete(ctx context.Context, target string) error {
 	found := false
 	for rows.Next() {
 		for i, f := range rows.FieldDescriptions() {
-			v := rows.RawValues()[i]
-			if (f.Name == "id" || f.Name == "lease_token") && f.Format == 1 && len(v) == 8 {
-				n := int64(binary.BigEndian.Uint64(v))
+			if v := rows.RawValues()[i]; (f.Name == "id" || f.Name == "lease_token") && f.Format == 1 && len(v) == 8 {
 				if f.Name == "id" {
-					id = n
+					id = int64(binary.BigEndian.Uint64(v))
 				} else {
-					token = n
+					token = int64(binary.BigEndian.Uint64(v))
 				}
 			}
 		}
@@ -276,8 +276,9 @@ func (p pgxRollout) claimComplete(ctx context.Context, target string) error {
 	if !found {
 		return errNothingClaimable
 	}
-	tag, err := p.pool.Exec(ctx, p.st.complete.sql, args(p.st.complete, map[string]any{
-		"new_state": "completed", "last_error": nil, "lease": p.lease, "c_id": id, "c_lease_token": token})...)
+	args = slices.Clone(p.completeArgs)
+	args[p.id], args[p.token] = id, token
+	tag, err := p.pool.Exec(ctx, p.st.complete.sql, args...)
 	if err == nil && tag.RowsAffected() != 1 {
 		err = fmt.Errorf("completion of operation %d changed %d rows", id, tag.RowsAffected())
 	}
@@ -369,12 +370,16 @@ func runRollouts(ctx context.Context, args []string) error {
 	}
 	defer rawPool.Close()
 	for _, p := range []*pgxpool.Pool{svcPool, rawPool} {
-		if err := warmPool(ctx, p, maxConns); err != nil {
+		if err := warmPgx(ctx, p, maxConns); err != nil {
 			return err
 		}
 	}
+	raw, err := newPgxRollout(rawPool, st)
+	if err != nil {
+		return err
+	}
 	b := &rolloutBench{o: o, url: url, pool: pool, svc: deploydb.New(pool), st: st,
-		impls: []rolloutImpl{serviceRollout{deploydb.New(svcPool)}, pgxRollout{pool: rawPool, st: st, lease: pgtype.Interval{Microseconds: 60e6, Valid: true}}}}
+		impls: []rolloutImpl{serviceRollout{deploydb.New(svcPool)}, raw}}
 
 	apps := max(o.opsPerCell/o.perDeploy, (o.minTargets+slices.Min(o.perTarget)-1)/slices.Min(o.perTarget), 1)
 	logf("creating %d apps with a succeeded build each", apps)
@@ -408,24 +413,6 @@ func runRollouts(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Print(b.summary())
-	return nil
-}
-
-// warmPool opens n connections at once.
-func warmPool(ctx context.Context, p *pgxpool.Pool, n int) error {
-	var conns []*pgxpool.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Release()
-		}
-	}()
-	for range n {
-		c, err := p.Acquire(ctx)
-		if err != nil {
-			return err
-		}
-		conns = append(conns, c)
-	}
 	return nil
 }
 

@@ -39,6 +39,11 @@ var nameLineRE = regexp.MustCompile(`^--\s*name:\s*(\S+)\s+(:\S+)`)
 
 const allowScanDirective = "deploydb:review-allow-scan"
 
+// ParseQueries splits one queries/<table>.sql file into its queries, each
+// translated for PREPARE (Text and Params). The benchmark runs the project's
+// statements through it.
+func ParseQueries(file string, data []byte) []*Query { return parseQueries(file, data) }
+
 // parseQueries splits one queries/<table>.sql file into its queries.
 func parseQueries(file string, data []byte) []*Query {
 	var out []*Query
